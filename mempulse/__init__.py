@@ -1,0 +1,29 @@
+"""mempulse: line-by-line memory profiler with a plain-C core.
+
+Wrap code in a tracer; on leaving the block the callback gets one record per
+line with what that line did to the process's memory::
+
+    import sys, mempulse
+
+    def report(result):
+        sys.stderr.write(mempulse.format_trace_result(result))
+
+    with mempulse.cMemoryUsageTracer(report, trace_depth=1):
+        blob = b"x" * (64 << 20)
+        del blob
+"""
+from mempulse._profile import profile
+from mempulse._report import format_trace_result
+from mempulse._result import TraceRecord, TraceResult
+from mempulse._tracer import MemoryUsageTracer, cMemoryUsageTracer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MemoryUsageTracer",
+    "TraceRecord",
+    "TraceResult",
+    "cMemoryUsageTracer",
+    "format_trace_result",
+    "profile",
+]

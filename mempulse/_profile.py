@@ -1,0 +1,65 @@
+"""``@mempulse.profile``: trace every call of one function."""
+import functools
+import sys
+
+from mempulse import _tracer
+from mempulse._report import format_trace_result
+
+
+def _write_table(result):
+    sys.stderr.write(format_trace_result(result))
+
+
+def _default_tracer_class():
+    try:
+        from mempulse._samplers import ProcSampler
+
+        ProcSampler()
+        return _tracer.cMemoryUsageTracer
+    except (OSError, RuntimeError):
+        return _tracer.MemoryUsageTracer
+
+
+def profile(func=None, depth=1, callback=None, tracer=None):
+    """Trace each call of the decorated function, line by line.
+
+    Usable bare or with arguments; by default the table goes to stderr::
+
+        @mempulse.profile
+        def load():
+            return [b"x" * 4096 for _ in range(10000)]
+
+        @mempulse.profile(depth=2, callback=results.append)
+        def build():
+            return load()
+
+    The function's body is level 1, so ``depth=1`` records its own lines and
+    ``depth=2`` the lines of what it calls too.  ``tracer`` picks the tracer
+    class (default: :class:`cMemoryUsageTracer` where ``/proc`` is readable,
+    else :class:`MemoryUsageTracer`).  Called while another mempulse tracer
+    is active on the thread, the function just runs (the outer trace sees it).
+    """
+    if func is None:
+        return lambda f: profile(f, depth=depth, callback=callback, tracer=tracer)
+    if not callable(func):
+        raise TypeError("profile() decorates a callable, got %r" % (func,))
+    report = callback if callback is not None else _write_table
+    # Bad arguments fail at decoration time, not on the first call.
+    _tracer.check_arguments(report, depth)
+    tracer_class = tracer
+    if tracer_class is None and depth > 0:
+        tracer_class = _default_tracer_class()
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if depth == 0 or _tracer.current_tracer() is not None:
+            return func(*args, **kwargs)
+        t = tracer_class(report, depth)
+        t._record_caller = False
+        with t:
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+_tracer._Tracer._own_files.add(profile.__code__.co_filename)

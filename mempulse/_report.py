@@ -1,0 +1,44 @@
+"""The report table, formatted by the C core (csrc/report.c)."""
+from mempulse._core import ffi, lib, strerror, to_c
+
+
+def _utf8(text):
+    return text if isinstance(text, bytes) else text.encode("utf-8", "replace")
+
+
+def format_trace_result(result):
+    """Format trace records as the line-by-line table, one row per callsite.
+
+    Columns: ``Callsite`` (``file:line``), ``Method Name``, ``USS``, ``Swap``,
+    ``Peak RSS``, ``Hits`` and ``Increment``; byte counts have thousands
+    separators and ``-`` stands for a value the platform could not give::
+
+        with mempulse.cMemoryUsageTracer(lambda r: print(mempulse.format_trace_result(r))):
+            blob = b"x" * (64 << 20)
+    """
+    rows = ffi.new("mp_row[]", max(len(result), 1))
+    keep = []  # the row structs point into these buffers
+    for row, record in zip(rows, result):
+        filename = ffi.new("char[]", _utf8(record[0]))
+        function = ffi.new("char[]", _utf8(record[2]))
+        keep.append((filename, function))
+        row.filename = filename
+        row.lineno = record[1]
+        row.function = function
+        row.uss = to_c(record[3])
+        row.swap = to_c(record[4])
+        row.peak_rss = to_c(record[5])
+        row.hits = to_c(record[6])
+        row.increment = to_c(record[7])
+    needed = ffi.new("size_t *")
+    size = 4096
+    while True:
+        buf = ffi.new("char[]", size)
+        status = lib.mp_format(rows, len(result), buf, size, needed)
+        if status == lib.MP_ERANGE:
+            size = needed[0]
+            continue
+        if status != 0:
+            raise RuntimeError("mempulse: cannot format the report: %s" % strerror(status))
+        text = ffi.string(buf)
+        return text if isinstance(text, str) else text.decode("utf-8", "replace")

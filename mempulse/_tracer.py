@@ -1,0 +1,245 @@
+"""The tracers: drive ``sys.settrace`` and make one C call per event.
+
+Levels: the frame that enters the tracer (the ``with`` block) is level 0,
+functions it calls are level 1, and so on; a frame is traced when its level
+is at most ``trace_depth``.  A generator or coroutine counts its level where
+it is resumed.  mempulse's own frames are never traced.
+"""
+import sys
+import threading
+
+from mempulse import _result
+from mempulse._core import ffi, from_c, lib, strerror
+from mempulse._samplers import ProcSampler, PsutilSampler
+
+try:
+    _INTEGER_TYPES = (int, long)  # noqa: F821 - Python 2
+except NameError:
+    _INTEGER_TYPES = (int,)
+
+# Readings closer together than this are skipped (see csrc/tracer.c for why
+# memory cannot move much faster; the README states the accuracy bound).
+PERIOD_NS = 50000
+
+_active = threading.local()
+
+
+def _own_file():
+    return _own_file.__code__.co_filename
+
+
+def check_arguments(callback, trace_depth):
+    """Raise TypeError/ValueError for a bad callback or depth."""
+    if not callable(callback):
+        raise TypeError("callback must be callable, got %r" % (callback,))
+    if isinstance(trace_depth, bool) or not isinstance(trace_depth, _INTEGER_TYPES):
+        raise TypeError("trace_depth must be an int, got %r" % (trace_depth,))
+    if trace_depth < 0:
+        raise ValueError("trace_depth must be >= 0, got %r" % (trace_depth,))
+
+
+def current_tracer():
+    """The tracer active on this thread, or None."""
+    return getattr(_active, "tracer", None)
+
+
+class _Tracer(object):
+    """Shared behaviour of :class:`cMemoryUsageTracer` and :class:`MemoryUsageTracer`."""
+
+    _own_files = set()
+
+    def __init__(self, callback, trace_depth=1):
+        check_arguments(callback, trace_depth)
+        self.callback = callback
+        self.trace_depth = trace_depth
+        self._record_caller = True
+        self._sampler = self._make_sampler() if trace_depth > 0 else None
+        self._tracer = None
+
+    def _make_sampler(self):
+        raise NotImplementedError
+
+    def __enter__(self):
+        if self.trace_depth == 0:
+            return self
+        if current_tracer() is not None:
+            raise RuntimeError(
+                "a mempulse tracer is already active on this thread; "
+                "nest by raising trace_depth of the outer one instead"
+            )
+        if self._tracer is not None:
+            raise RuntimeError("this tracer is already in use")
+        self._start(sys._getframe(1))
+        return self
+
+    def _start(self, frame):
+        sampler = self._sampler.open()
+        out = ffi.new("mp_tracer **")
+        status = lib.mp_tracer_new(sampler, PERIOD_NS, out)
+        if status != 0:
+            self._sampler.close()
+            raise MemoryError("mempulse: %s" % strerror(status))
+        tracer = out[0]
+        status = lib.mp_start(tracer)
+        if status != 0:
+            os_errno = lib.mp_error_errno(tracer)
+            lib.mp_tracer_free(tracer)
+            self._sampler.close()
+            self._raise_failure(status, os_errno)
+
+        self._tracer = tracer
+        self._c_sampler = sampler  # keep alive: the C tracer points into it
+        self._frame = frame
+        self._stack = [frame]
+        self._code_ids = {}
+        self._names = []
+        self._name_ids = {}
+        self._previous = sys.gettrace()
+        self._previous_local = frame.f_trace
+        self._global, local = self._trace_functions()
+        _active.tracer = self
+        if self._record_caller:
+            lib.mp_call(tracer, self._code_id(frame.f_code))
+            frame.f_trace = local
+        sys.settrace(self._global)
+
+    def _code_id(self, code):
+        """Small int naming (filename, function); one per distinct pair."""
+        key = (code.co_filename, code.co_name)
+        code_id = self._name_ids.get(key)
+        if code_id is None:
+            code_id = self._name_ids[key] = len(self._names)
+            self._names.append(key)
+        self._code_ids[code] = code_id
+        return code_id
+
+    def _trace_functions(self):
+        # The hot path: closures over locals, one C call per event.
+        tracer = self._tracer
+        stack = self._stack
+        push, pop = stack.append, stack.pop
+        depth = self.trace_depth
+        code_ids = self._code_ids
+        register = self._code_id
+        own_files = self._own_files
+        mp_call, mp_line, mp_return = lib.mp_call, lib.mp_line, lib.mp_return
+
+        def local(frame, event, arg):
+            if event == "line":
+                mp_line(tracer, frame.f_lineno)
+            elif event == "return":
+                pop()
+                mp_return(tracer)
+            return local
+
+        def global_(frame, event, arg):
+            if frame.f_back is not stack[-1] or len(stack) > depth:
+                return None
+            code = frame.f_code
+            if code.co_filename in own_files:
+                return None
+            code_id = code_ids.get(code)
+            if code_id is None:
+                code_id = register(code)
+            push(frame)
+            mp_call(tracer, code_id)
+            return local
+
+        return global_, local
+
+    def __exit__(self, exc_type, exc_value, tb):
+        if self.trace_depth == 0:
+            return False
+        if self._tracer is None:
+            raise RuntimeError("__exit__ without a matching __enter__")
+        sys.settrace(self._previous)
+        self._frame.f_trace = self._previous_local
+        try:
+            result = self._collect()
+        finally:
+            self._stop()
+        self.callback(result)
+        return False
+
+    def _collect(self):
+        tracer = self._tracer
+        status = lib.mp_finish(tracer)
+        failure = self._sampler.pending_exception()
+        if failure is not None:
+            raise failure
+        if status != 0:
+            self._raise_failure(status, lib.mp_error_errno(tracer))
+        count = lib.mp_count(tracer)
+        records = ffi.new("mp_record[]", max(count, 1))
+        count = lib.mp_records(tracer, records, count)
+        names = self._names
+        result = _result.TraceResult()
+        for i in range(count):
+            r = records[i]
+            filename, function = names[r.code_id]
+            result.append(
+                _result.TraceRecord(
+                    filename,
+                    int(r.lineno),
+                    function,
+                    from_c(r.uss),
+                    from_c(r.swap),
+                    from_c(r.peak_rss),
+                    int(r.hits),
+                    int(r.increment),
+                )
+            )
+        return result
+
+    def _stop(self):
+        """Release everything the trace held: C memory, files, frames, code objects."""
+        _active.tracer = None
+        lib.mp_tracer_free(self._tracer)
+        self._tracer = None
+        self._c_sampler = None
+        self._sampler.close()
+        self._frame = self._previous_local = self._previous = None
+        self._stack = self._code_ids = self._name_ids = None
+        self._global = None
+
+    def _raise_failure(self, status, os_errno):
+        message = "mempulse: tracing failed: %s" % strerror(status)
+        if os_errno:
+            raise OSError(os_errno, message)
+        raise RuntimeError(message)
+
+
+class cMemoryUsageTracer(_Tracer):
+    """Line-by-line memory tracer reading Linux ``/proc`` from C.
+
+    On leaving the ``with`` block, ``callback`` gets a list of
+    :class:`mempulse.TraceRecord`, one per line executed, in order of first
+    execution::
+
+        import sys, mempulse
+        report = lambda result: sys.stderr.write(mempulse.format_trace_result(result))
+        with mempulse.cMemoryUsageTracer(report, trace_depth=1):
+            data = [b"x" * 1024 for _ in range(1000)]
+
+    ``trace_depth=0`` turns tracing off entirely (no callback, no cost).
+    """
+
+    def _make_sampler(self):
+        return ProcSampler()
+
+
+class MemoryUsageTracer(_Tracer):
+    """Line-by-line memory tracer sampling with psutil (Linux, macOS, Windows).
+
+    Same interface and results as :class:`cMemoryUsageTracer`; needs
+    ``pip install mempulse[psutil]``::
+
+        with mempulse.MemoryUsageTracer(print, trace_depth=2):
+            work()
+    """
+
+    def _make_sampler(self):
+        return PsutilSampler()
+
+
+_Tracer._own_files.add(_own_file())

@@ -1,0 +1,95 @@
+import gc
+import os
+
+import pytest
+
+import mempulse
+
+MiB = 1 << 20
+
+try:
+    import psutil  # noqa: F401
+
+    HAVE_PSUTIL = True
+except ImportError:
+    HAVE_PSUTIL = False
+
+TRACERS = [
+    mempulse.cMemoryUsageTracer,
+    pytest.param(
+        mempulse.MemoryUsageTracer,
+        marks=pytest.mark.skipif(not HAVE_PSUTIL, reason="psutil is not installed"),
+    ),
+]
+
+
+@pytest.fixture(params=TRACERS, ids=["c", "psutil"])
+def tracer_class(request):
+    return request.param
+
+
+_PATTERN = b"\x5a" * MiB
+
+
+def touched(n):
+    """n bytes of fresh anonymous memory, every page written.
+
+    An mmap, not a bytes object: malloc may hand back heap pages that are
+    already resident (freed earlier in the process), which would not change
+    USS at all; a fresh mapping always does, and closing it gives it back.
+    """
+    import mmap
+
+    assert n % MiB == 0
+    m = mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE)
+    for _ in range(n // MiB):
+        m.write(_PATTERN)
+    return m
+
+
+def line_of(marker, path=None):
+    """Line number of the line ending with the comment ``# <marker>``."""
+    import inspect
+
+    if path is None:
+        path = inspect.stack()[1][1]
+    with open(path) as f:
+        for number, text in enumerate(f, 1):
+            if text.rstrip().endswith("# " + marker):
+                return number
+    raise LookupError("no line marked %r in %s" % (marker, path))
+
+
+def record_at(result, lineno, path=None):
+    """The record of line ``lineno`` (of ``path``, default the caller's file)."""
+    import inspect
+
+    if path is None:
+        path = inspect.stack()[1][1]
+    path = os.path.normcase(os.path.abspath(path)).replace(".pyc", ".py")
+    found = [
+        r
+        for r in result
+        if r.lineno == lineno and os.path.normcase(os.path.abspath(r.filename)) == path
+    ]
+    assert len(found) == 1, "line %d: %r" % (lineno, found)
+    return found[0]
+
+
+def open_fds():
+    return sorted(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture(autouse=True)
+def clean_state():
+    """Every test starts and must end with no tracer and no leaked fds."""
+    import sys
+
+    gc.collect()
+    trace_before = sys.gettrace()
+    fds_before = open_fds()
+    yield
+    gc.collect()
+    assert sys.gettrace() is trace_before
+    assert mempulse._tracer.current_tracer() is None
+    assert open_fds() == fds_before
