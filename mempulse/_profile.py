@@ -61,5 +61,3 @@ def profile(func=None, depth=1, callback=None, tracer=None):
 
     return wrapper
 
-
-_tracer._Tracer._own_files.add(profile.__code__.co_filename)

@@ -5,6 +5,7 @@ functions it calls are level 1, and so on; a frame is traced when its level
 is at most ``trace_depth``.  A generator or coroutine counts its level where
 it is resumed.  mempulse's own frames are never traced.
 """
+import os
 import sys
 import threading
 
@@ -24,8 +25,13 @@ PERIOD_NS = 50000
 _active = threading.local()
 
 
-def _own_file():
-    return _own_file.__code__.co_filename
+def _package_dir():
+    return os.path.join(os.path.dirname(_package_dir.__code__.co_filename), "")
+
+
+# Frames of code under this directory are mempulse's own, never recorded.
+_PACKAGE_DIR = _package_dir()
+_OWN = -1
 
 
 def check_arguments(callback, trace_depth):
@@ -45,8 +51,6 @@ def current_tracer():
 
 class _Tracer(object):
     """Shared behaviour of :class:`cMemoryUsageTracer` and :class:`MemoryUsageTracer`."""
-
-    _own_files = set()
 
     def __init__(self, callback, trace_depth=1):
         check_arguments(callback, trace_depth)
@@ -91,6 +95,7 @@ class _Tracer(object):
         self._c_sampler = sampler  # keep alive: the C tracer points into it
         self._frame = frame
         self._stack = [frame]
+        self._levels = [0]
         self._code_ids = {}
         self._names = []
         self._name_ids = {}
@@ -105,6 +110,9 @@ class _Tracer(object):
 
     def _code_id(self, code):
         """Small int naming (filename, function); one per distinct pair."""
+        if code.co_filename.startswith(_PACKAGE_DIR):
+            self._code_ids[code] = _OWN
+            return _OWN
         key = (code.co_filename, code.co_name)
         code_id = self._name_ids.get(key)
         if code_id is None:
@@ -117,11 +125,12 @@ class _Tracer(object):
         # The hot path: closures over locals, one C call per event.
         tracer = self._tracer
         stack = self._stack
+        levels = self._levels
         push, pop = stack.append, stack.pop
+        push_level, pop_level = levels.append, levels.pop
         depth = self.trace_depth
         code_ids = self._code_ids
         register = self._code_id
-        own_files = self._own_files
         mp_call, mp_line, mp_return = lib.mp_call, lib.mp_line, lib.mp_return
 
         def local(frame, event, arg):
@@ -129,19 +138,34 @@ class _Tracer(object):
                 mp_line(tracer, frame.f_lineno)
             elif event == "return":
                 pop()
+                pop_level()
                 mp_return(tracer)
             return local
 
+        def local_own(frame, event, arg):
+            if event == "return":
+                pop()
+                pop_level()
+            return local_own
+
         def global_(frame, event, arg):
-            if frame.f_back is not stack[-1] or len(stack) > depth:
+            if frame.f_back is not stack[-1]:
                 return None
             code = frame.f_code
-            if code.co_filename in own_files:
-                return None
             code_id = code_ids.get(code)
             if code_id is None:
                 code_id = register(code)
+            level = levels[-1]
+            if code_id == _OWN:
+                # mempulse's own frame (a decorator wrapper, say): not
+                # recorded, and transparent, so what it calls keeps its level.
+                push(frame)
+                push_level(level)
+                return local_own
+            if level >= depth:
+                return None
             push(frame)
+            push_level(level + 1)
             mp_call(tracer, code_id)
             return local
 
@@ -164,9 +188,6 @@ class _Tracer(object):
     def _collect(self):
         tracer = self._tracer
         status = lib.mp_finish(tracer)
-        failure = self._sampler.pending_exception()
-        if failure is not None:
-            raise failure
         if status != 0:
             self._raise_failure(status, lib.mp_error_errno(tracer))
         count = lib.mp_count(tracer)
@@ -199,10 +220,13 @@ class _Tracer(object):
         self._c_sampler = None
         self._sampler.close()
         self._frame = self._previous_local = self._previous = None
-        self._stack = self._code_ids = self._name_ids = None
+        self._stack = self._levels = self._code_ids = self._name_ids = None
         self._global = None
 
     def _raise_failure(self, status, os_errno):
+        failure = self._sampler.pending_exception()
+        if failure is not None:
+            raise failure
         message = "mempulse: tracing failed: %s" % strerror(status)
         if os_errno:
             raise OSError(os_errno, message)
@@ -242,4 +266,3 @@ class MemoryUsageTracer(_Tracer):
         return PsutilSampler()
 
 
-_Tracer._own_files.add(_own_file())

@@ -1,0 +1,80 @@
+"""The report table (formatted by the C core)."""
+# -*- coding: utf-8 -*-
+import pytest
+
+import mempulse
+from mempulse import TraceRecord
+
+ROWS = [
+    TraceRecord("/srv/app/job.py", 12, "load", 26525696, 0, 28057600, 1, 26525696),
+    TraceRecord("/srv/app/job.py", 13, "load", 147431424, None, 148926464, 1000, -1048576),
+    TraceRecord("job.py", 7, "main", None, None, None, 3, 0),
+]
+
+
+def widths(text):
+    return set(len(line) for line in text.splitlines())
+
+
+def test_columns_and_numbers():
+    table = mempulse.format_trace_result(ROWS)
+    lines = table.splitlines()
+    header = lines[0].split()
+    assert header == ["Callsite", "Method", "Name", "USS", "Swap", "Peak", "RSS", "Hits", "Increment"]
+    assert set(lines[1]) == set("-")
+    assert len(lines) == 2 + len(ROWS)
+    assert lines[2].split() == [
+        "/srv/app/job.py:12", "load", "26,525,696", "0", "28,057,600", "1", "+26,525,696",
+    ]
+    assert lines[3].split() == [
+        "/srv/app/job.py:13", "load", "147,431,424", "-", "148,926,464", "1,000", "-1,048,576",
+    ]
+    assert lines[4].split() == ["job.py:7", "main", "-", "-", "-", "3", "0"]
+    assert len(widths(table)) == 1
+
+
+def test_long_paths_are_shortened_from_the_left_and_stay_aligned():
+    deep = "/" + "/".join(["directory%d" % i for i in range(20)]) + "/module.py"
+    rows = [TraceRecord(deep, 123, "f", 1, 0, 1, 1, 0), TraceRecord("a.py", 1, "g", 1, 0, 1, 1, 0)]
+    table = mempulse.format_trace_result(rows)
+    first = table.splitlines()[2]
+    callsite = first.split()[0]
+    assert callsite.startswith(".../") and callsite.endswith("/module.py:123")
+    assert len(callsite) <= 40
+    assert len(widths(table)) == 1
+
+
+def test_non_ascii_names_stay_aligned():
+    rows = [
+        TraceRecord(u"/tmp/d\u00e9j\u00e0/\u0444\u0430\u0439\u043b.py", 5, u"f\u00fc\u00df", 1, 0, 1, 1, 0),
+        TraceRecord("plain.py", 6, "g", 1, 0, 1, 1, 0),
+    ]
+    table = mempulse.format_trace_result(rows)
+    if isinstance(table, bytes):  # Python 2: native str is bytes
+        table = table.decode("utf-8")
+    assert u"\u0444\u0430\u0439\u043b.py:5" in table
+    assert len(widths(table)) == 1
+
+
+def test_empty_result_is_just_the_header():
+    table = mempulse.format_trace_result([])
+    assert len(table.splitlines()) == 2
+
+
+def test_large_tables_are_formatted_whole():
+    rows = [TraceRecord("file%d.py" % i, i, "f", i << 20, 0, i << 21, i, -i) for i in range(5000)]
+    table = mempulse.format_trace_result(rows)
+    assert len(table.splitlines()) == 5002
+    assert "file4999.py:4999" in table
+
+
+def test_extreme_values():
+    rows = [TraceRecord("x.py", 1, "f", 2 ** 63 - 1, 0, 0, 0, -(2 ** 63) + 1)]
+    table = mempulse.format_trace_result(rows)
+    assert "9,223,372,036,854,775,807" in table
+    assert "-9,223,372,036,854,775,807" in table
+
+
+def test_rows_must_be_records():
+    with pytest.raises((TypeError, IndexError)):
+        mempulse.format_trace_result([("x.py", 1)])
