@@ -85,6 +85,7 @@ void mp_call(mp_tracer *t, int32_t code_id); /* a traced frame starts or resumes
 void mp_line(mp_tracer *t, int32_t lineno);  /* a line starts in the newest frame */
 void mp_return(mp_tracer *t);               /* the newest frame returns or yields */
 int mp_finish(mp_tracer *t);                /* close open lines, take a last full reading */
+int mp_merge(mp_tracer *dst, const mp_tracer *src); /* add src's callsites into dst */
 int mp_error(const mp_tracer *t);           /* first failure, or MP_OK */
 int mp_error_errno(const mp_tracer *t);     /* errno that went with it, or 0 */
 size_t mp_count(const mp_tracer *t);        /* distinct callsites so far */

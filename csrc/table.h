@@ -23,6 +23,7 @@ typedef struct mp_site {
     int64_t peak_rss;
     int64_t hits;
     int64_t increment;
+    int64_t seen_ns;    /* time of the reading behind uss and swap */
     UT_hash_handle hh;
 } mp_site;
 

@@ -143,6 +143,7 @@ static void close_line(mp_tracer *t, mp_frame *f)
     }
     s->uss = t->uss;
     s->swap = t->swap;
+    s->seen_ns = t->last_ns;
     s->peak_rss = t->peak == MP_NONE ? MP_NONE : t->peak;
     f->open = NULL;
 }
@@ -268,6 +269,30 @@ int mp_finish(mp_tracer *t)
     }
     t->started = 0;
     return t->err;
+}
+
+int mp_merge(mp_tracer *dst, const mp_tracer *src)
+{
+    const mp_site *s;
+
+    if (dst == src)
+        return MP_EINVAL;
+    for (s = src->table.head; s != NULL; s = s->hh.next) {
+        mp_site *d = mp_table_get(&dst->table, s->key.code_id, s->key.lineno);
+        if (d == NULL)
+            return MP_ENOMEM;
+        d->hits += s->hits;
+        d->increment += s->increment;
+        if (d->peak_rss == MP_NONE || (s->peak_rss != MP_NONE && s->peak_rss > d->peak_rss))
+            d->peak_rss = s->peak_rss;
+        /* "After the last execution": the later reading wins. */
+        if (s->hits > 0 && (d->uss == MP_NONE || s->seen_ns >= d->seen_ns)) {
+            d->uss = s->uss;
+            d->swap = s->swap;
+            d->seen_ns = s->seen_ns;
+        }
+    }
+    return MP_OK;
 }
 
 int mp_error(const mp_tracer *t)

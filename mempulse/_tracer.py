@@ -45,92 +45,65 @@ def check_arguments(callback, trace_depth):
 
 
 def current_tracer():
-    """The tracer active on this thread, or None."""
-    return getattr(_active, "tracer", None)
+    """The tracer tracing this thread, or None."""
+    session = getattr(_active, "session", None)
+    if session is None or session.ended:
+        return None
+    return session.owner
 
 
-class _Tracer(object):
-    """Shared behaviour of :class:`cMemoryUsageTracer` and :class:`MemoryUsageTracer`."""
+def _thread_run_code():
+    run = threading.Thread.run
+    return getattr(run, "__func__", run).__code__
 
-    def __init__(self, callback, trace_depth=1):
-        check_arguments(callback, trace_depth)
-        self.callback = callback
-        self.trace_depth = trace_depth
-        self._record_caller = True
-        self._sampler = self._make_sampler() if trace_depth > 0 else None
-        self._tracer = None
 
-    def _make_sampler(self):
-        raise NotImplementedError
+_THREAD_RUN = _thread_run_code()
 
-    def __enter__(self):
-        if self.trace_depth == 0:
-            return self
-        if current_tracer() is not None:
-            raise RuntimeError(
-                "a mempulse tracer is already active on this thread; "
-                "nest by raising trace_depth of the outer one instead"
-            )
-        if self._tracer is not None:
-            raise RuntimeError("this tracer is already in use")
-        self._start(sys._getframe(1))
-        return self
 
-    def _start(self, frame):
-        sampler = self._sampler.open()
+def _thread_trace_hook():
+    getter = getattr(threading, "gettrace", None)  # Python 3.10+
+    return getter() if getter is not None else getattr(threading, "_trace_hook", None)
+
+
+class _Session(object):
+    """One thread's share of a trace: its C tracer, frames and trace functions.
+
+    The C tracer is only touched by its own thread while the trace runs; a
+    session of another thread than the one that entered the tracer is also
+    finished by that one on exit, so its events take ``lock``.
+    """
+
+    def __init__(self, owner, root, record_root):
         out = ffi.new("mp_tracer **")
-        status = lib.mp_tracer_new(sampler, PERIOD_NS, out)
+        status = lib.mp_tracer_new(owner._c_sampler, PERIOD_NS, out)
         if status != 0:
-            self._sampler.close()
             raise MemoryError("mempulse: %s" % strerror(status))
         tracer = out[0]
         status = lib.mp_start(tracer)
         if status != 0:
             os_errno = lib.mp_error_errno(tracer)
             lib.mp_tracer_free(tracer)
-            self._sampler.close()
-            self._raise_failure(status, os_errno)
-
-        self._tracer = tracer
-        self._c_sampler = sampler  # keep alive: the C tracer points into it
-        self._frame = frame
-        self._stack = [frame]
-        self._levels = [0]
-        self._code_ids = {}
-        self._names = []
-        self._name_ids = {}
-        self._previous = sys.gettrace()
-        self._previous_local = frame.f_trace
-        self._global, local = self._trace_functions()
-        _active.tracer = self
-        if self._record_caller:
-            lib.mp_call(tracer, self._code_id(frame.f_code))
-            frame.f_trace = local
-        sys.settrace(self._global)
-
-    def _code_id(self, code):
-        """Small int naming (filename, function); one per distinct pair."""
-        if code.co_filename.startswith(_PACKAGE_DIR):
-            self._code_ids[code] = _OWN
-            return _OWN
-        key = (code.co_filename, code.co_name)
-        code_id = self._name_ids.get(key)
-        if code_id is None:
-            code_id = self._name_ids[key] = len(self._names)
-            self._names.append(key)
-        self._code_ids[code] = code_id
-        return code_id
+            owner._raise_failure(status, os_errno)
+        self.owner = owner
+        self.tracer = tracer
+        self.ended = False
+        self.lock = threading.Lock()
+        self.stack = [root]
+        self.levels = [0]
+        self.global_, self.local, self.local_own = self._trace_functions()
+        if record_root:
+            lib.mp_call(tracer, owner._code_id(root.f_code))
 
     def _trace_functions(self):
         # The hot path: closures over locals, one C call per event.
-        tracer = self._tracer
-        stack = self._stack
-        levels = self._levels
+        tracer = self.tracer
+        stack = self.stack
+        levels = self.levels
         push, pop = stack.append, stack.pop
         push_level, pop_level = levels.append, levels.pop
-        depth = self.trace_depth
-        code_ids = self._code_ids
-        register = self._code_id
+        depth = self.owner.trace_depth
+        code_ids = self.owner._code_ids
+        register = self.owner._code_id
         mp_call, mp_line, mp_return = lib.mp_call, lib.mp_line, lib.mp_return
 
         def local(frame, event, arg):
@@ -169,15 +142,166 @@ class _Tracer(object):
             mp_call(tracer, code_id)
             return local
 
-        return global_, local
+        return global_, local, local_own
+
+    def thread_functions(self):
+        """Trace functions for a thread other than the entering one.
+
+        They hold ``lock`` around each event, stop tracing the thread once
+        the session has ended, and end the session when the thread's first
+        traced frame returns.
+        """
+        lock, stack = self.lock, self.stack
+        global_, local, local_own = self.global_, self.local, self.local_own
+
+        def detach():
+            sys.settrace(None)
+            if getattr(_active, "session", None) is self:
+                _active.session = None
+            return None
+
+        def t_local(frame, event, arg):
+            with lock:
+                if self.ended:
+                    return detach()
+                local(frame, event, arg)
+                if len(stack) == 1:
+                    self.finish()
+                    return detach()
+            return t_local
+
+        def t_own(frame, event, arg):
+            with lock:
+                if self.ended:
+                    return detach()
+                local_own(frame, event, arg)
+                if len(stack) == 1:
+                    self.finish()
+                    return detach()
+            return t_own
+
+        def t_global(frame, event, arg):
+            with lock:
+                if self.ended:
+                    return detach()
+                chosen = global_(frame, event, arg)
+            if chosen is None:
+                return None
+            return t_local if chosen is local else t_own
+
+        return t_global
+
+    def finish(self):
+        """Close open lines (caller holds ``lock`` where threads share it)."""
+        if not self.ended:
+            self.ended = True
+            lib.mp_finish(self.tracer)
+
+    def free(self):
+        with self.lock:
+            self.ended = True
+            if self.tracer is not None:
+                lib.mp_tracer_free(self.tracer)
+                self.tracer = None
+        self.stack = self.levels = None
+        self.global_ = self.local = self.local_own = None
+
+
+class _Tracer(object):
+    """Shared behaviour of :class:`cMemoryUsageTracer` and :class:`MemoryUsageTracer`."""
+
+    def __init__(self, callback, trace_depth=1):
+        check_arguments(callback, trace_depth)
+        self.callback = callback
+        self.trace_depth = trace_depth
+        self._record_caller = True
+        self._sampler = self._make_sampler() if trace_depth > 0 else None
+        self._main = None
+
+    def _make_sampler(self):
+        raise NotImplementedError
+
+    def __enter__(self):
+        if self.trace_depth == 0:
+            return self
+        if current_tracer() is not None:
+            raise RuntimeError(
+                "a mempulse tracer is already active on this thread; "
+                "nest by raising trace_depth of the outer one instead"
+            )
+        if self._main is not None:
+            raise RuntimeError("this tracer is already in use")
+        self._start(sys._getframe(1))
+        return self
+
+    def _start(self, frame):
+        self._c_sampler = self._sampler.open()  # the C tracers point into it
+        self._code_ids = {}
+        self._names = []
+        self._name_ids = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._threads = []
+        self._thread_error = None
+        try:
+            main = _Session(self, frame, self._record_caller)
+        except BaseException:
+            self._sampler.close()
+            raise
+        self._main = main
+        self._frame = frame
+        self._previous = sys.gettrace()
+        self._previous_local = frame.f_trace
+        self._previous_thread_hook = _thread_trace_hook()
+        _active.session = main
+        if self._record_caller:
+            frame.f_trace = main.local
+        threading.settrace(self._start_thread)
+        sys.settrace(main.global_)
+
+    def _start_thread(self, frame, event, arg):
+        """threading.settrace hook: the first event of a thread started inside."""
+        with self._lock:
+            if self._closed:
+                sys.settrace(None)
+                return None
+            try:
+                session = _Session(self, frame.f_back, False)
+            except Exception as e:  # reported on exit, never in the thread
+                if self._thread_error is None:
+                    self._thread_error = e
+                sys.settrace(None)
+                return None
+            self._threads.append(session)
+        _active.session = session
+        trace = session.thread_functions()
+        sys.settrace(trace)
+        return trace(frame, event, arg)
+
+    def _code_id(self, code):
+        """Small int naming (filename, function); one per distinct pair."""
+        with self._lock:
+            if code.co_filename.startswith(_PACKAGE_DIR) or code is _THREAD_RUN:
+                code_id = _OWN
+            else:
+                key = (code.co_filename, code.co_name)
+                code_id = self._name_ids.get(key)
+                if code_id is None:
+                    code_id = self._name_ids[key] = len(self._names)
+                    self._names.append(key)
+            self._code_ids[code] = code_id
+            return code_id
 
     def __exit__(self, exc_type, exc_value, tb):
         if self.trace_depth == 0:
             return False
-        if self._tracer is None:
+        if self._main is None:
             raise RuntimeError("__exit__ without a matching __enter__")
         sys.settrace(self._previous)
         self._frame.f_trace = self._previous_local
+        threading.settrace(self._previous_thread_hook)
+        with self._lock:
+            self._closed = True
         try:
             result = self._collect()
         finally:
@@ -186,13 +310,22 @@ class _Tracer(object):
         return False
 
     def _collect(self):
-        tracer = self._tracer
-        status = lib.mp_finish(tracer)
+        main = self._main.tracer
+        self._main.finish()
+        for session in self._threads:
+            with session.lock:
+                session.finish()
+                status = lib.mp_error(session.tracer) or lib.mp_merge(main, session.tracer)
+            if status != 0:
+                self._raise_failure(status, lib.mp_error_errno(session.tracer))
+        status = lib.mp_error(main)
         if status != 0:
-            self._raise_failure(status, lib.mp_error_errno(tracer))
-        count = lib.mp_count(tracer)
+            self._raise_failure(status, lib.mp_error_errno(main))
+        if self._thread_error is not None:
+            raise self._thread_error
+        count = lib.mp_count(main)
         records = ffi.new("mp_record[]", max(count, 1))
-        count = lib.mp_records(tracer, records, count)
+        count = lib.mp_records(main, records, count)
         names = self._names
         result = _result.TraceResult()
         for i in range(count):
@@ -214,14 +347,13 @@ class _Tracer(object):
 
     def _stop(self):
         """Release everything the trace held: C memory, files, frames, code objects."""
-        _active.tracer = None
-        lib.mp_tracer_free(self._tracer)
-        self._tracer = None
-        self._c_sampler = None
+        _active.session = None
+        for session in [self._main] + self._threads:
+            session.free()
         self._sampler.close()
-        self._frame = self._previous_local = self._previous = None
-        self._stack = self._levels = self._code_ids = self._name_ids = None
-        self._global = None
+        self._main = self._c_sampler = self._threads = None
+        self._frame = self._previous_local = self._previous = self._previous_thread_hook = None
+        self._code_ids = self._name_ids = None
 
     def _raise_failure(self, status, os_errno):
         failure = self._sampler.pending_exception()

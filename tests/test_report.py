@@ -78,3 +78,11 @@ def test_extreme_values():
 def test_rows_must_be_records():
     with pytest.raises((TypeError, IndexError)):
         mempulse.format_trace_result([("x.py", 1)])
+
+
+def test_paths_below_the_current_directory_are_shown_relative():
+    import os
+
+    inside = os.path.join(os.getcwd(), "pkg", "mod.py")
+    table = mempulse.format_trace_result([TraceRecord(inside, 3, "f", 1, 0, 1, 1, 0)])
+    assert table.splitlines()[2].split()[0] == os.path.join("pkg", "mod.py") + ":3"
