@@ -6,14 +6,16 @@
  *   demo.py:12        work        26,525,696      0 28,057,600     1 +1,048,576
  *
  * Widths are measured in characters (UTF-8 code points), so non-ASCII paths
- * stay aligned.  A callsite wider than CALLSITE_MAX keeps its end (the file
- * name and line) and loses its beginning to "...".
+ * stay aligned.  Paths under the current directory are shown relative to
+ * it; a callsite still wider than CALLSITE_MAX keeps its end (the file name
+ * and line) and loses its beginning to "...".
  */
 #include "mempulse.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CALLSITE_MAX 40
 #define NCOLS 7
@@ -103,6 +105,15 @@ static const char *cell(const mp_row *r, int col, char *dst, const char *callsit
     }
 }
 
+/* filename without the cwd prefix when it lies below cwd. */
+static const char *relative(const char *filename, const char *cwd)
+{
+    size_t n = strlen(cwd);
+    if (n > 1 && strncmp(filename, cwd, n) == 0 && filename[n] == '/' && filename[n + 1] != '\0')
+        return filename + n + 1;
+    return filename;
+}
+
 static const char *const HEADERS[NCOLS] = {
     "Callsite", "Method Name", "USS", "Swap", "Peak RSS", "Hits", "Increment"
 };
@@ -126,6 +137,7 @@ int mp_format(const mp_row *rows, size_t n, char *buf, size_t cap, size_t *neede
     size_t widths[NCOLS];
     size_t total = 0;
     char num[NUM_MAX];
+    char cwd[4096];
     out o;
     size_t i;
     int c;
@@ -135,11 +147,13 @@ int mp_format(const mp_row *rows, size_t n, char *buf, size_t cap, size_t *neede
     callsites = calloc(n > 0 ? n : 1, sizeof *callsites);
     if (callsites == NULL)
         return MP_ENOMEM;
+    if (getcwd(cwd, sizeof cwd) == NULL)
+        cwd[0] = '\0';  /* unknown or too long: show paths as given */
 
     for (c = 0; c < NCOLS; c++)
         widths[c] = width(HEADERS[c]);
     for (i = 0; i < n; i++) {
-        const char *file = rows[i].filename != NULL ? rows[i].filename : "?";
+        const char *file = rows[i].filename != NULL ? relative(rows[i].filename, cwd) : "?";
         size_t len = strlen(file) + 16;
         char *full = malloc(len);
         const char *shown;
