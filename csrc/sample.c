@@ -130,10 +130,16 @@ int mp_proc_quick(void *ctx, mp_usage *out)
         return MP_EPARSE;
     out->rss = (int64_t)resident * p->page_size;
     /* ru_maxrss is in KiB on Linux. */
-    if (getrusage(RUSAGE_SELF, &ru) == 0)
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
         out->peak_rss = (int64_t)ru.ru_maxrss * 1024;
-    else
+        /* ru_maxrss comes from the kernel's approximate per-CPU rss
+         * counters while statm sums them exactly (newer kernels), so it can
+         * trail the current rss by some pages; a peak is never below it. */
+        if (out->peak_rss < out->rss)
+            out->peak_rss = out->rss;
+    } else {
         out->peak_rss = MP_NONE;
+    }
     return MP_OK;
 }
 

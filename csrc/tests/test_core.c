@@ -1,0 +1,1257 @@
+/*
+ * test_core.c - tests of the mempulse C core (sample.c, tracer.c, table.c,
+ * report.c).  Plain C99, no framework: run by scripts/test-c.sh under
+ * ASan+UBSan with leak detection (or valgrind).  Prints failed checks as
+ * file:line and a last line "N passed, M failed"; exits nonzero on failure.
+ *
+ * Memory is real where memory is the subject: the /proc sampler is checked
+ * against 64 MiB that the test allocates, touches and frees.  The tracer's
+ * arithmetic is checked exactly with a scripted sampler.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include "mempulse.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------ */
+/* Checks                                                                    */
+
+static int g_passed, g_failed;
+
+#define CHECK(expr)                                                        \
+    do {                                                                   \
+        if (expr) {                                                        \
+            g_passed++;                                                    \
+        } else {                                                           \
+            g_failed++;                                                    \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__,         \
+                    __LINE__, #expr);                                      \
+        }                                                                  \
+    } while (0)
+
+/* Equality of two integers, printing both values when it fails. */
+#define CHECK_EQ(a, b)                                                     \
+    do {                                                                   \
+        long long a_ = (long long)(a), b_ = (long long)(b);                \
+        if (a_ == b_) {                                                    \
+            g_passed++;                                                    \
+        } else {                                                           \
+            g_failed++;                                                    \
+            fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld != %lld)\n", \
+                    __FILE__, __LINE__, #a, #b, a_, b_);                   \
+        }                                                                  \
+    } while (0)
+
+#define MIB ((int64_t)1024 * 1024)
+
+/* ASan keeps freed blocks in a quarantine (256 MiB by default), so a freed
+ * 64 MiB block would stay resident and the "memory drops after free" checks
+ * would test ASan, not the sampler.  A quarantine smaller than the block
+ * lets ASan unmap it at once, as glibc does; small blocks are still
+ * quarantined, so use-after-free detection stays on.  ASAN_OPTIONS given
+ * in the environment still override this. */
+#if defined(__SANITIZE_ADDRESS__)
+#define MP_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MP_TEST_ASAN 1
+#endif
+#endif
+#ifdef MP_TEST_ASAN
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "quarantine_size_mb=16";
+}
+#endif
+
+/* How far ru_maxrss may trail an exact rss reading (see test_sampler_real). */
+#define PEAK_SLACK (4 * MIB)
+
+/* Valgrind's malloc replacement does not return freed blocks to the
+ * kernel, so there a free cannot lower rss.  Valgrind preloads its
+ * vgpreload_*.so into the program it runs. */
+static int under_valgrind(void)
+{
+    const char *pre = getenv("LD_PRELOAD");
+    return pre != NULL && strstr(pre, "vgpreload") != NULL;
+}
+
+/* Keeps the compiler from eliding malloc+memset+free. */
+static void *volatile g_sink;
+
+/* Open file descriptors of this process (the directory handle excluded). */
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1;
+}
+
+static void sleep_ns(long ns)
+{
+    struct timespec ts;
+    ts.tv_sec = ns / 1000000000L;
+    ts.tv_nsec = ns % 1000000000L;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static int write_file(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    fputs(text, f);
+    return fclose(f);
+}
+
+static void remove_file(const char *dir, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    unlink(path);
+}
+
+static void blank(mp_usage *u)
+{
+    u->rss = u->uss = u->swap = u->peak_rss = MP_NONE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* 1. The /proc sampler on real memory                                      */
+
+static void test_sampler_real(void)
+{
+    const size_t size = 64 * 1024 * 1024;
+    mp_proc *p = NULL;
+    mp_sampler s;
+    mp_usage q0, q1, q2, f0, f1, f2;
+    char *big;
+
+    CHECK_EQ(mp_proc_open("/proc/self", &p), MP_OK);
+    CHECK(p != NULL);
+    if (p == NULL)
+        return;
+    mp_proc_sampler(p, &s);
+    CHECK(s.quick == mp_proc_quick);
+    CHECK(s.full == mp_proc_full);
+    CHECK(s.ctx == p);
+
+    blank(&q0);
+    blank(&f0);
+    CHECK_EQ(mp_proc_quick(p, &q0), MP_OK);
+    CHECK(q0.rss > 0);
+    CHECK(q0.peak_rss >= q0.rss);
+    CHECK_EQ(mp_proc_full(p, &f0), MP_OK);
+    CHECK(f0.uss > 0);
+    CHECK(f0.swap != MP_NONE && f0.swap >= 0);
+    CHECK(f0.uss <= q0.rss + 4 * MIB); /* unique pages are resident pages */
+
+    big = malloc(size);
+    CHECK(big != NULL);
+    if (big == NULL) {
+        mp_proc_close(p);
+        return;
+    }
+    memset(big, 0xA5, size);
+    g_sink = big;
+
+    blank(&q1);
+    blank(&f1);
+    CHECK_EQ(mp_proc_quick(p, &q1), MP_OK);
+    CHECK_EQ(mp_proc_full(p, &f1), MP_OK);
+    CHECK(q1.rss - q0.rss >= 60 * MIB);
+    CHECK(f1.uss - f0.uss >= 60 * MIB);
+    CHECK(q1.peak_rss >= q1.rss);
+
+    free(big);
+    g_sink = NULL;
+
+    blank(&q2);
+    blank(&f2);
+    CHECK_EQ(mp_proc_quick(p, &q2), MP_OK);
+    CHECK_EQ(mp_proc_full(p, &f2), MP_OK);
+    if (under_valgrind()) {
+        printf("note: under valgrind, whose malloc keeps freed blocks resident:"
+               " drop-after-free checks skipped\n");
+    } else {
+        CHECK(q1.rss - q2.rss >= 60 * MIB);
+        CHECK(f1.uss - f2.uss >= 60 * MIB);
+        CHECK(q2.peak_rss - q2.rss >= 56 * MIB);
+    }
+    /* The high-water mark stays.  It comes from getrusage's ru_maxrss,
+     * which the kernel derives from approximate per-CPU rss counters while
+     * statm sums them exactly, so it may trail statm by some pages. */
+    CHECK(q2.peak_rss >= q1.rss - PEAK_SLACK);
+
+    mp_proc_close(p);
+    mp_proc_close(NULL); /* allowed, like free(NULL) */
+}
+
+static void test_sampler_errors(void)
+{
+    char dir[] = "/tmp/mempulse-test-XXXXXX";
+    mp_proc *p = (mp_proc *)&p; /* non-NULL: failures must reset it */
+    mp_usage u;
+    long page = sysconf(_SC_PAGESIZE);
+    int fds_before = count_fds();
+
+    CHECK(fds_before > 0);
+
+    errno = 0;
+    CHECK_EQ(mp_proc_open("/nonexistent-dir", &p), MP_ESTATM);
+    CHECK_EQ(errno, ENOENT);
+    CHECK(p == NULL);
+
+    CHECK_EQ(mp_proc_open(NULL, &p), MP_EINVAL);
+    CHECK_EQ(mp_proc_open("/proc/self", NULL), MP_EINVAL);
+
+    if (mkdtemp(dir) == NULL) {
+        CHECK(!"mkdtemp failed");
+        return;
+    }
+
+    /* statm but no smaps_rollup (a kernel before 4.14). */
+    CHECK_EQ(write_file(dir, "statm", "100 50 10 1 0 40 0\n"), 0);
+    p = (mp_proc *)&p;
+    errno = 0;
+    CHECK_EQ(mp_proc_open(dir, &p), MP_EROLLUP);
+    CHECK_EQ(errno, ENOENT);
+    CHECK(p == NULL);
+
+    /* An empty statm cannot be read. */
+    CHECK_EQ(write_file(dir, "statm", ""), 0);
+    p = (mp_proc *)&p;
+    CHECK_EQ(mp_proc_open(dir, &p), MP_ESTATM);
+    CHECK(p == NULL);
+
+    /* smaps_rollup without Private_Clean: opens, then full() cannot parse. */
+    CHECK_EQ(write_file(dir, "statm", "100 50 10 1 0 40 0\n"), 0);
+    CHECK_EQ(write_file(dir, "smaps_rollup",
+                        "00400000-7fff0000 ---p 00000000 00:00 0 [rollup]\n"
+                        "Rss:                 200 kB\n"
+                        "Private_Dirty:        16 kB\n"
+                        "Swap:                  0 kB\n"), 0);
+    p = NULL;
+    CHECK_EQ(mp_proc_open(dir, &p), MP_OK);
+    CHECK(p != NULL);
+    if (p != NULL) {
+        blank(&u);
+        CHECK_EQ(mp_proc_quick(p, &u), MP_OK);
+        CHECK_EQ(u.rss, 50 * (int64_t)page);
+        CHECK_EQ(mp_proc_full(p, &u), MP_EPARSE);
+        mp_proc_close(p);
+    }
+
+    /* A well-formed file: exact values; "SwapPss" is not "Swap"; the
+     * file is re-read on every call (pread from offset 0). */
+    CHECK_EQ(write_file(dir, "smaps_rollup",
+                        "00400000-7fff0000 ---p 00000000 00:00 0 [rollup]\n"
+                        "Rss:                 200 kB\n"
+                        "Private_Clean:        40 kB\n"
+                        "Private_Dirty:       116 kB\n"
+                        "SwapPss:               7 kB\n"
+                        "Swap:                  3 kB\n"), 0);
+    p = NULL;
+    CHECK_EQ(mp_proc_open(dir, &p), MP_OK);
+    if (p != NULL) {
+        blank(&u);
+        CHECK_EQ(mp_proc_full(p, &u), MP_OK);
+        CHECK_EQ(u.uss, (40 + 116) * 1024);
+        CHECK_EQ(u.swap, 3 * 1024);
+        blank(&u);
+        CHECK_EQ(mp_proc_full(p, &u), MP_OK);
+        CHECK_EQ(u.uss, (40 + 116) * 1024);
+        mp_proc_close(p);
+    }
+
+    /* Without a Swap line swap is unknown, not an error. */
+    CHECK_EQ(write_file(dir, "smaps_rollup",
+                        "Private_Clean: 1 kB\nPrivate_Dirty: 2 kB\n"), 0);
+    p = NULL;
+    CHECK_EQ(mp_proc_open(dir, &p), MP_OK);
+    if (p != NULL) {
+        blank(&u);
+        CHECK_EQ(mp_proc_full(p, &u), MP_OK);
+        CHECK_EQ(u.uss, 3 * 1024);
+        CHECK(u.swap == MP_NONE);
+        mp_proc_close(p);
+    }
+
+    /* Garbage statm: quick() reports a parse error. */
+    CHECK_EQ(write_file(dir, "statm", "not numbers\n"), 0);
+    p = NULL;
+    CHECK_EQ(mp_proc_open(dir, &p), MP_OK);
+    if (p != NULL) {
+        CHECK_EQ(mp_proc_quick(p, &u), MP_EPARSE);
+        mp_proc_close(p);
+    }
+
+    remove_file(dir, "statm");
+    remove_file(dir, "smaps_rollup");
+    CHECK_EQ(rmdir(dir), 0);
+
+    CHECK_EQ(count_fds(), fds_before); /* failed opens closed what they opened */
+}
+
+static void test_sampler_no_fd_leak(void)
+{
+    int before = count_fds();
+    int i, ok = 1;
+    for (i = 0; i < 100; i++) {
+        mp_proc *p = NULL;
+        mp_usage u;
+        if (mp_proc_open("/proc/self", &p) != MP_OK || p == NULL) {
+            ok = 0;
+            break;
+        }
+        if (mp_proc_quick(p, &u) != MP_OK || mp_proc_full(p, &u) != MP_OK)
+            ok = 0;
+        if (i == 0)
+            CHECK_EQ(count_fds(), before + 2); /* statm + smaps_rollup, kept open */
+        mp_proc_close(p);
+    }
+    CHECK(ok);
+    CHECK_EQ(count_fds(), before);
+    for (i = 0; i < 100; i++) {
+        mp_proc *p;
+        mp_proc_open("/nonexistent-dir", &p);
+    }
+    CHECK_EQ(count_fds(), before);
+}
+
+/* ------------------------------------------------------------------------ */
+/* 2. The tracer, with a scripted sampler                                    */
+
+/*
+ * The test sets the memory level; quick() reports rss = level and
+ * peak_rss = the highest level so far (or a spike the test sets), full()
+ * reports uss = level - gap.  With a constant gap the tracer's estimate
+ * between full readings (uss at the last full + change of rss) equals what
+ * full() would say, so expectations are exact however often full() runs.
+ */
+typedef struct script {
+    int64_t rss;
+    int64_t peak;
+    int64_t gap;
+    int64_t swap;
+    long full_sleep_ns;   /* make full() slow, to push the next one out */
+    int quick_calls;
+    int full_calls;
+    int quick_fail_at;    /* fail on this quick() call (1-based); 0 = never */
+    int quick_fail_rc;
+    int full_fail_at;
+    int full_fail_rc;
+} script;
+
+static void set_rss(script *s, int64_t rss)
+{
+    s->rss = rss;
+    if (rss > s->peak)
+        s->peak = rss;
+}
+
+static int script_quick(void *ctx, mp_usage *out)
+{
+    script *s = ctx;
+    s->quick_calls++;
+    if (s->quick_fail_at != 0 && s->quick_calls >= s->quick_fail_at) {
+        errno = EIO;
+        return s->quick_fail_rc;
+    }
+    out->rss = s->rss;
+    out->peak_rss = s->peak;
+    return 0;
+}
+
+static int script_full(void *ctx, mp_usage *out)
+{
+    script *s = ctx;
+    s->full_calls++;
+    if (s->full_sleep_ns > 0)
+        sleep_ns(s->full_sleep_ns);
+    if (s->full_fail_at != 0 && s->full_calls >= s->full_fail_at) {
+        errno = EACCES;
+        return s->full_fail_rc;
+    }
+    out->uss = s->rss - s->gap;
+    out->swap = s->swap;
+    return 0;
+}
+
+static void script_init(script *s, mp_sampler *smp, int64_t rss, int64_t gap, int64_t swap)
+{
+    memset(s, 0, sizeof *s);
+    s->rss = s->peak = rss;
+    s->gap = gap;
+    s->swap = swap;
+    smp->quick = script_quick;
+    smp->full = script_full;
+    smp->ctx = s;
+}
+
+typedef struct expect {
+    int32_t code_id, lineno;
+    int64_t uss, swap, peak_rss, hits, increment;
+} expect;
+
+static void check_records(const mp_tracer *t, const expect *want, size_t n, int line)
+{
+    mp_record got[16];
+    size_t i, m;
+    memset(got, 0x5A, sizeof got);
+    if (n > 16) {
+        CHECK(!"check_records: too many");
+        return;
+    }
+    CHECK_EQ(mp_count(t), n);
+    m = mp_records(t, got, 16);
+    CHECK_EQ(m, n);
+    for (i = 0; i < m && i < n; i++) {
+        const mp_record *g = &got[i];
+        const expect *w = &want[i];
+        if (g->code_id != w->code_id || g->lineno != w->lineno ||
+            g->uss != w->uss || g->swap != w->swap ||
+            g->peak_rss != w->peak_rss || g->hits != w->hits ||
+            g->increment != w->increment) {
+            g_failed++;
+            fprintf(stderr,
+                    "%s:%d: record %zu: got {%d:%d uss=%lld swap=%lld peak=%lld "
+                    "hits=%lld inc=%lld}, want {%d:%d uss=%lld swap=%lld "
+                    "peak=%lld hits=%lld inc=%lld}\n",
+                    __FILE__, line, i, g->code_id, g->lineno, (long long)g->uss,
+                    (long long)g->swap, (long long)g->peak_rss, (long long)g->hits,
+                    (long long)g->increment, w->code_id, w->lineno,
+                    (long long)w->uss, (long long)w->swap, (long long)w->peak_rss,
+                    (long long)w->hits, (long long)w->increment);
+        } else {
+            g_passed++;
+        }
+    }
+}
+
+static void test_tracer_arithmetic(void)
+{
+    /* rss starts at 10,000,000; uss = rss - 4,000,000; swap 4096. */
+    script s;
+    mp_sampler smp;
+    mp_tracer *t = NULL;
+    int k;
+    static const expect want[] = {
+        {7, 1, 6001000, 4096, 10001000, 1, 1000},
+        {7, 2, 6001000, 4096, 10001000, 1, 0},
+        {7, 3, 6006000, 4096, 10006000, 3, 6000},      /* loop: 3 x +2000 */
+        {7, 4, 6005500, 4096, 10006000, 3, -1500},     /* loop: 3 x -500 */
+        {7, 5, 6305517, 4096, 20000000, 1, 300017},    /* includes callee */
+        {9, 20, 6305500, 4096, 10305500, 1, 300000},   /* callee, own lines */
+        {9, 21, 6305507, 4096, 10305507, 1, 7},
+        {7, 6, 6305559, 8192, 20000000, 1, 42},        /* open at finish */
+    };
+
+    script_init(&s, &smp, 10000000, 4000000, 4096);
+    CHECK_EQ(mp_tracer_new(&smp, 0, &t), MP_OK);
+    if (t == NULL)
+        return;
+    CHECK_EQ(mp_count(t), 0);
+    CHECK_EQ(mp_start(t), MP_OK);
+    CHECK_EQ(s.quick_calls, 1);
+    CHECK_EQ(s.full_calls, 1);
+    CHECK_EQ(mp_start(t), MP_ESTATE);   /* twice: refused, not sticky */
+    CHECK_EQ(mp_error(t), MP_OK);
+
+    mp_call(t, 7);
+    mp_line(t, 1);
+    set_rss(&s, s.rss + 1000);
+    mp_line(t, 2);
+    for (k = 0; k < 3; k++) {
+        mp_line(t, 3);
+        set_rss(&s, s.rss + 2000);
+        mp_line(t, 4);
+        set_rss(&s, s.rss - 500);
+    }
+    mp_line(t, 5);
+    mp_call(t, 9);
+    mp_line(t, 20);
+    set_rss(&s, s.rss + 300000);
+    mp_line(t, 21);
+    set_rss(&s, s.rss + 7);
+    mp_return(t);
+    set_rss(&s, s.rss + 10);
+    s.peak = 20000000;          /* a spike between two readings */
+    mp_line(t, 6);
+    set_rss(&s, s.rss + 42);
+    s.swap = 8192;              /* seen by the full reading at finish */
+    CHECK_EQ(mp_error(t), MP_OK);
+    /* period 0: every event read memory (start, 12 lines, 1 return). */
+    CHECK_EQ(s.quick_calls, 1 + 12 + 1);
+    CHECK_EQ(mp_finish(t), MP_OK);
+    CHECK_EQ(s.quick_calls, 1 + 12 + 1 + 1);
+    CHECK(s.full_calls >= 2);
+    check_records(t, want, sizeof want / sizeof want[0], __LINE__);
+
+    /* A short copy-out takes the first n, in order. */
+    {
+        mp_record two[2];
+        CHECK_EQ(mp_records(t, two, 2), 2);
+        CHECK_EQ(two[0].lineno, 1);
+        CHECK_EQ(two[1].lineno, 2);
+        CHECK_EQ(mp_records(t, two, 0), 0);
+    }
+    CHECK_EQ(mp_error(t), MP_OK);
+    CHECK_EQ(mp_error_errno(t), 0);
+    mp_tracer_free(t);
+    mp_tracer_free(NULL);
+}
+
+/* mp_return then mp_finish; start again after finish; deep recursion grows
+ * the frame stack past its initial size. */
+static void test_tracer_return_and_recursion(void)
+{
+    script s;
+    mp_sampler smp;
+    mp_tracer *t = NULL;
+    int d;
+
+    script_init(&s, &smp, 1000000, 0, 0);
+    CHECK_EQ(mp_tracer_new(&smp, 0, &t), MP_OK);
+    if (t == NULL)
+        return;
+    CHECK_EQ(mp_start(t), MP_OK);
+    mp_call(t, 3);
+    mp_line(t, 10);
+    set_rss(&s, s.rss + 4096);
+    mp_return(t);
+    set_rss(&s, s.rss + 1);     /* after the frame returned: charged to no one */
+    CHECK_EQ(mp_finish(t), MP_OK);
+    {
+        static const expect want[] = {{3, 10, 1004096, 0, 1004096, 1, 4096}};
+        check_records(t, want, 1, __LINE__);
+    }
+    CHECK_EQ(mp_finish(t), MP_ESTATE); /* not started any more */
+
+    /* Restart on the same tracer: aggregates accumulate. 1000 nested
+     * frames, each line adds 1 byte before calling deeper, so the line at
+     * depth d (0-based) sees 1000 - d bytes by the time it returns. */
+    set_rss(&s, 2000000);
+    CHECK_EQ(mp_start(t), MP_OK);
+    for (d = 0; d < 1000; d++) {
+        mp_call(t, 5);
+        mp_line(t, 1);
+        set_rss(&s, s.rss + 1);
+    }
+    for (d = 0; d < 1000; d++)
+        mp_return(t);
+    CHECK_EQ(mp_finish(t), MP_OK);
+    {
+        static const expect want[] = {
+            {3, 10, 1004096, 0, 1004096, 1, 4096},
+            {5, 1, 2001000, 0, 2001000, 1000, 500500},
+        };
+        check_records(t, want, 2, __LINE__);
+    }
+    mp_tracer_free(t);
+}
+
+/* Between full readings uss is estimated from rss; full() corrects it. */
+static void test_tracer_estimate(void)
+{
+    script s;
+    mp_sampler smp;
+    mp_tracer *t = NULL;
+
+    script_init(&s, &smp, 50000000, 20000000, 0);
+    /* full() takes 5 ms, so the next one is not due for ~250 ms. */
+    s.full_sleep_ns = 5000000;
+    CHECK_EQ(mp_tracer_new(&smp, 0, &t), MP_OK);
+    if (t == NULL)
+        return;
+    CHECK_EQ(mp_start(t), MP_OK);       /* uss 30,000,000 */
+    mp_call(t, 1);
+    mp_line(t, 1);
+    set_rss(&s, s.rss + 100000);
+    s.gap = 20050000;                   /* truth moved less than rss did */
+    mp_line(t, 2);                      /* estimate: 30,100,000 */
+    set_rss(&s, s.rss + 10);
+    CHECK_EQ(s.full_calls, 1);          /* only at start so far */
+    CHECK_EQ(s.quick_calls, 3);
+    CHECK_EQ(mp_finish(t), MP_OK);      /* full: 50,100,010 - 20,050,000 */
+    CHECK_EQ(s.full_calls, 2);
+    {
+        static const expect want[] = {
+            {1, 1, 30100000, 0, 50100000, 1, 100000},
+            {1, 2, 30050010, 0, 50100010, 1, -49990},
+        };
+        check_records(t, want, 2, __LINE__);
+    }
+    mp_tracer_free(t);
+}
+
+/* With a long period, line events do not read memory at all. */
+static void test_tracer_time_gate(void)
+{
+    script s;
+    mp_sampler smp;
+    mp_tracer *t = NULL;
+    mp_record r[3];
+    int i, q;
+
+    script_init(&s, &smp, 1000000, 0, 0);
+    CHECK_EQ(mp_tracer_new(&smp, 1000000000, &t), MP_OK); /* 1 s */
+    if (t == NULL)
+        return;
+    CHECK_EQ(mp_start(t), MP_OK);
+    CHECK_EQ(s.quick_calls, 1);
+    mp_call(t, 1);
+    for (i = 0; i < 3000; i++)
+        mp_line(t, 1 + i % 3);
+    mp_return(t);
+    mp_call(t, 1);
+    mp_line(t, 4);
+    set_rss(&s, s.rss + 777);
+    CHECK_EQ(s.quick_calls, 1);         /* the gate held every event back */
+    CHECK_EQ(s.full_calls, 1);
+    CHECK_EQ(mp_finish(t), MP_OK);
+    CHECK_EQ(s.quick_calls, 2);
+    CHECK_EQ(s.full_calls, 2);
+    CHECK_EQ(mp_count(t), 4);
+    CHECK_EQ(mp_records(t, r, 3), 3);
+    for (i = 0; i < 3; i++) {
+        CHECK_EQ(r[i].lineno, i + 1);
+        CHECK_EQ(r[i].hits, 1000);
+        CHECK_EQ(r[i].increment, 0);
+    }
+    {
+        mp_record all[4];
+        CHECK_EQ(mp_records(t, all, 4), 4);
+        CHECK_EQ(all[3].lineno, 4);
+        CHECK_EQ(all[3].increment, 777); /* seen at finish, charged to the open line */
+    }
+    mp_tracer_free(t);
+
+    /* A short period: after sleeping past it, the next event does read. */
+    script_init(&s, &smp, 1000000, 0, 0);
+    CHECK_EQ(mp_tracer_new(&smp, 1000000, &t), MP_OK); /* 1 ms */
+    if (t == NULL)
+        return;
+    CHECK_EQ(mp_start(t), MP_OK);
+    mp_call(t, 1);
+    mp_line(t, 1);
+    q = s.quick_calls;
+    sleep_ns(3000000);
+    mp_line(t, 2);
+    CHECK_EQ(s.quick_calls, q + 1);
+    CHECK_EQ(mp_finish(t), MP_OK);
+    mp_tracer_free(t);
+}
+
+static void test_tracer_errors(void)
+{
+    script s;
+    mp_sampler smp, bad;
+    mp_tracer *t;
+    int q;
+
+    script_init(&s, &smp, 1000000, 0, 0);
+
+    /* mp_tracer_new arguments */
+    t = (mp_tracer *)&t;
+    CHECK_EQ(mp_tracer_new(NULL, 0, &t), MP_EINVAL);
+    CHECK(t == NULL);
+    t = (mp_tracer *)&t;
+    CHECK_EQ(mp_tracer_new(&smp, -1, &t), MP_EINVAL);
+    CHECK(t == NULL);
+    CHECK_EQ(mp_tracer_new(&smp, 0, NULL), MP_EINVAL);
+    bad = smp;
+    bad.quick = NULL;
+    CHECK_EQ(mp_tracer_new(&bad, 0, &t), MP_EINVAL);
+    bad = smp;
+    bad.full = NULL;
+    CHECK_EQ(mp_tracer_new(&bad, 0, &t), MP_EINVAL);
+
+    /* mp_line with no frame */
+    t = NULL;
+    CHECK_EQ(mp_tracer_new(&smp, 0, &t), MP_OK);
+    if (t == NULL)
+        return;
+    CHECK_EQ(mp_start(t), MP_OK);
+    mp_line(t, 1);
+    CHECK_EQ(mp_error(t), MP_ESTATE);
+    q = s.quick_calls;
+    mp_call(t, 1);                      /* ignored from now on */
+    mp_line(t, 2);
+    mp_return(t);
+    CHECK_EQ(s.quick_calls, q);
+    CHECK_EQ(mp_count(t), 0);
+    CHECK_EQ(mp_error(t), MP_ESTATE);
+    CHECK_EQ(mp_finish(t), MP_ESTATE);
+    mp_tracer_free(t);
+
+    /* mp_return with no frame */
+    t = NULL;
+    CHECK_EQ(mp_tracer_new(&smp, 0, &t), MP_OK);
+    if (t == NULL)
+        return;
+    CHECK_EQ(mp_start(t), MP_OK);
+    mp_call(t, 1);
+    mp_line(t, 1);
+    mp_return(t);
+    CHECK_EQ(mp_error(t), MP_OK);
+    mp_return(t);
+    CHECK_EQ(mp_error(t), MP_ESTATE);
+    mp_call(t, 1);
+    mp_line(t, 5);
+    CHECK_EQ(mp_count(t), 1);           /* line 5 never recorded */
+    CHECK_EQ(mp_finish(t), MP_ESTATE);
+    mp_tracer_free(t);
+
+    /* mp_call before mp_start */
+    t = NULL;
+    CHECK_EQ(mp_tracer_new(&smp, 0, &t), MP_OK);
+    if (t == NULL)
+        return;
+    CHECK_EQ(mp_finish(t), MP_ESTATE);  /* finish before start: refused */
+    mp_call(t, 1);
+    CHECK_EQ(mp_error(t), MP_ESTATE);
+    mp_line(t, 1);
+    CHECK_EQ(mp_count(t), 0);
+    CHECK_EQ(mp_error(t), MP_ESTATE);
+    mp_tracer_free(t);
+
+    /* quick() failing with 1 at start */
+    script_init(&s, &smp, 1000000, 0, 0);
+    s.quick_fail_at = 1;
+    s.quick_fail_rc = 1;
+    t = NULL;
+    CHECK_EQ(mp_tracer_new(&smp, 0, &t), MP_OK);
+    if (t == NULL)
+        return;
+    CHECK_EQ(mp_start(t), MP_ESAMPLER);
+    CHECK_EQ(mp_error(t), MP_ESAMPLER);
+    CHECK_EQ(mp_error_errno(t), EIO);
+    mp_tracer_free(t);
+
+    /* quick() failing with MP_EPARSE mid-trace: kept as is, sticky */
+    script_init(&s, &smp, 1000000, 0, 0);
+    s.quick_fail_at = 3;
+    s.quick_fail_rc = MP_EPARSE;
+    t = NULL;
+    CHECK_EQ(mp_tracer_new(&smp, 0, &t), MP_OK);
+    if (t == NULL)
+        return;
+    CHECK_EQ(mp_start(t), MP_OK);       /* quick #1 */
+    mp_call(t, 1);
+    mp_line(t, 1);                      /* quick #2 */
+    CHECK_EQ(mp_error(t), MP_OK);
+    mp_line(t, 2);                      /* quick #3 fails */
+    CHECK_EQ(mp_error(t), MP_EPARSE);
+    CHECK_EQ(mp_error_errno(t), EIO);
+    mp_line(t, 3);
+    CHECK_EQ(s.quick_calls, 3);
+    CHECK_EQ(mp_finish(t), MP_EPARSE);
+    CHECK_EQ(s.quick_calls, 3);
+    mp_tracer_free(t);
+
+    /* an unknown negative code from quick() maps to MP_ESAMPLER */
+    script_init(&s, &smp, 1000000, 0, 0);
+    s.quick_fail_at = 1;
+    s.quick_fail_rc = -100;
+    t = NULL;
+    CHECK_EQ(mp_tracer_new(&smp, 0, &t), MP_OK);
+    if (t == NULL)
+        return;
+    CHECK_EQ(mp_start(t), MP_ESAMPLER);
+    mp_tracer_free(t);
+
+    /* full() failing: 1 -> MP_ESAMPLER, MP_EROLLUP kept (at finish) */
+    script_init(&s, &smp, 1000000, 0, 0);
+    s.full_fail_at = 1;
+    s.full_fail_rc = 1;
+    t = NULL;
+    CHECK_EQ(mp_tracer_new(&smp, 0, &t), MP_OK);
+    if (t == NULL)
+        return;
+    CHECK_EQ(mp_start(t), MP_ESAMPLER);
+    CHECK_EQ(mp_error_errno(t), EACCES);
+    mp_tracer_free(t);
+
+    script_init(&s, &smp, 1000000, 0, 0);
+    s.full_fail_at = 2;
+    s.full_fail_rc = MP_EROLLUP;
+    s.full_sleep_ns = 2000000;          /* no full() until finish */
+    t = NULL;
+    CHECK_EQ(mp_tracer_new(&smp, 0, &t), MP_OK);
+    if (t == NULL)
+        return;
+    CHECK_EQ(mp_start(t), MP_OK);
+    mp_call(t, 1);
+    mp_line(t, 1);
+    CHECK_EQ(mp_finish(t), MP_EROLLUP);
+    CHECK_EQ(mp_error(t), MP_EROLLUP);
+    mp_tracer_free(t);
+}
+
+/* The tracer on the real /proc sampler, with real memory. */
+static void test_tracer_real(void)
+{
+    const size_t size = 32 * 1024 * 1024;
+    mp_proc *p = NULL;
+    mp_sampler smp;
+    mp_tracer *t = NULL;
+    mp_record r[3];
+    char *buf;
+
+    CHECK_EQ(mp_proc_open("/proc/self", &p), MP_OK);
+    if (p == NULL)
+        return;
+    mp_proc_sampler(p, &smp);
+    CHECK_EQ(mp_tracer_new(&smp, 0, &t), MP_OK);
+    if (t == NULL) {
+        mp_proc_close(p);
+        return;
+    }
+    CHECK_EQ(mp_start(t), MP_OK);
+    mp_call(t, 1);
+    mp_line(t, 1);
+    buf = malloc(size);
+    if (buf != NULL)
+        memset(buf, 1, size);
+    g_sink = buf;
+    mp_line(t, 2);
+    free(buf);
+    g_sink = NULL;
+    mp_line(t, 3);
+    mp_return(t);
+    CHECK_EQ(mp_finish(t), MP_OK);
+    CHECK_EQ(mp_records(t, r, 3), 3);
+    CHECK(buf != NULL);
+    CHECK(r[0].increment >= 30 * MIB);
+    if (!under_valgrind())
+        CHECK(r[1].increment <= -30 * MIB);
+    CHECK(r[0].peak_rss >= 32 * MIB);
+    CHECK(r[2].peak_rss >= r[0].peak_rss);
+    CHECK(r[2].uss > 0 && r[2].swap >= 0);
+    mp_tracer_free(t);
+    mp_proc_close(p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* 3. Memory bounds                                                          */
+
+static void test_footprint(void)
+{
+    script s;
+    mp_sampler smp;
+    mp_tracer *t = NULL;
+    size_t fp0, fp10, fp1m, fp_more, fp_big;
+    long i;
+    mp_record r[4];
+    mp_record *all;
+
+    script_init(&s, &smp, 1000000, 0, 0);
+    CHECK_EQ(mp_tracer_new(&smp, 0, &t), MP_OK);
+    if (t == NULL)
+        return;
+    fp0 = mp_footprint(t);
+    CHECK(fp0 > 0);
+    CHECK_EQ(mp_start(t), MP_OK);
+    mp_call(t, 1);
+    for (i = 0; i < 10; i++) {
+        mp_line(t, 1);
+        mp_line(t, 2);
+        mp_line(t, 3);
+    }
+    fp10 = mp_footprint(t);
+    CHECK(fp10 > fp0);
+    for (; i < 1000000; i++) {
+        mp_line(t, 1);
+        mp_line(t, 2);
+        mp_line(t, 3);
+    }
+    fp1m = mp_footprint(t);
+    CHECK_EQ(fp1m, fp10);
+    CHECK_EQ(mp_count(t), 3);
+    mp_line(t, 4);
+    fp_more = mp_footprint(t);
+    CHECK(fp_more > fp1m);
+    CHECK_EQ(mp_error(t), MP_OK);
+    CHECK_EQ(mp_finish(t), MP_OK);
+    CHECK_EQ(mp_records(t, r, 4), 4);
+    CHECK_EQ(r[0].hits, 1000000);
+    CHECK_EQ(r[1].hits, 1000000);
+    CHECK_EQ(r[2].hits, 1000000);
+    CHECK_EQ(r[3].hits, 1);
+    mp_tracer_free(t);
+
+    /* 100,000 distinct callsites: 1,000 code objects x 100 lines. */
+    t = NULL;
+    CHECK_EQ(mp_tracer_new(&smp, 0, &t), MP_OK);
+    if (t == NULL)
+        return;
+    CHECK_EQ(mp_start(t), MP_OK);
+    for (i = 0; i < 100000; i++) {
+        if (i % 100 == 0)
+            mp_call(t, (int32_t)(i / 100));
+        mp_line(t, (int32_t)(i % 100) + 1);
+        if (i % 100 == 99)
+            mp_return(t);
+    }
+    CHECK_EQ(mp_finish(t), MP_OK);
+    CHECK_EQ(mp_count(t), 100000);
+    fp_big = mp_footprint(t);
+    CHECK(fp_big > fp_more);
+    CHECK(fp_big < (size_t)100000 * 256); /* bounded per callsite */
+    all = malloc(100000 * sizeof *all);
+    CHECK(all != NULL);
+    if (all != NULL) {
+        int ok = 1;
+        CHECK_EQ(mp_records(t, all, 100000), 100000);
+        for (i = 0; i < 100000; i++)
+            if (all[i].code_id != i / 100 || all[i].lineno != i % 100 + 1 ||
+                all[i].hits != 1)
+                ok = 0;
+        CHECK(ok); /* in order of first execution */
+        free(all);
+    }
+    mp_tracer_free(t);
+}
+
+/* ------------------------------------------------------------------------ */
+/* 4. Report                                                                 */
+
+/* Characters (UTF-8 code points) in s[0..n). */
+static size_t u8len(const char *s, size_t n)
+{
+    size_t i, w = 0;
+    for (i = 0; i < n; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80)
+            w++;
+    return w;
+}
+
+/* Is s well-formed UTF-8 (no check for overlongs)? */
+static int u8valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int k = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2
+                : (*p & 0xF8) == 0xF0 ? 3 : -1;
+        if (k < 0)
+            return 0;
+        p++;
+        while (k-- > 0) {
+            if ((*p & 0xC0) != 0x80)
+                return 0;
+            p++;
+        }
+    }
+    return 1;
+}
+
+/* Format rows into a fresh buffer (caller frees); NULL on failure. */
+static char *format(const mp_row *rows, size_t n)
+{
+    size_t needed = 0;
+    char *buf;
+    if (mp_format(rows, n, NULL, 0, &needed) != MP_ERANGE || needed == 0)
+        return NULL;
+    buf = malloc(needed);
+    if (buf == NULL)
+        return NULL;
+    if (mp_format(rows, n, buf, needed, &needed) != MP_OK) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* Line `idx` (0-based) of text, into dst; its length in characters, or -1. */
+static long get_line(const char *text, int idx, char *dst, size_t cap)
+{
+    const char *p = text, *nl;
+    size_t len;
+    while (idx-- > 0) {
+        p = strchr(p, '\n');
+        if (p == NULL)
+            return -1;
+        p++;
+    }
+    nl = strchr(p, '\n');
+    if (nl == NULL)
+        return -1;
+    len = (size_t)(nl - p);
+    if (len >= cap)
+        return -1;
+    memcpy(dst, p, len);
+    dst[len] = '\0';
+    return (long)u8len(p, len);
+}
+
+static int count_lines(const char *text)
+{
+    int n = 0;
+    for (; *text; text++)
+        if (*text == '\n')
+            n++;
+    return n;
+}
+
+/* Every line has the same width in characters and ends with '\n'. */
+static int aligned(const char *text)
+{
+    char line[1024];
+    int i, n = count_lines(text);
+    long w0 = get_line(text, 0, line, sizeof line);
+    if (w0 <= 0 || n < 2 || text[strlen(text) - 1] != '\n')
+        return 0;
+    for (i = 1; i < n; i++)
+        if (get_line(text, i, line, sizeof line) != w0)
+            return 0;
+    return 1;
+}
+
+/* Split a row line into its whitespace-separated fields. */
+static int fields(char *line, char **f, int max)
+{
+    int n = 0;
+    char *tok = strtok(line, " ");
+    while (tok != NULL && n < max) {
+        f[n++] = tok;
+        tok = strtok(NULL, " ");
+    }
+    return n;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static void test_report(void)
+{
+    char longpath[256], cyrpath[512];
+    char line[1024];
+    char *f[16];
+    char *text;
+    size_t needed, i;
+    int k;
+    mp_row rows[6];
+
+    /* 200 characters: "/srv/" + "dir-NNNN/" x 20 + padding + "/file.py" */
+    strcpy(longpath, "/srv");
+    for (k = 0; strlen(longpath) < 200 - 9; k++)
+        sprintf(longpath + strlen(longpath), "/dir-%04d", k);
+    longpath[200 - 8] = '\0';
+    strcat(longpath, "/file.py");
+    CHECK_EQ(strlen(longpath), 200);
+    /* 120 two-byte characters and no '/' near the end: cut mid-name. */
+    strcpy(cyrpath, "/");
+    for (k = 0; k < 120; k++)
+        strcat(cyrpath, "ж");
+    strcat(cyrpath, ".py");
+
+    memset(rows, 0, sizeof rows);
+    rows[0] = (mp_row){"demo.py", 12, "work", 26525696, 0, 28057600, 1, 1048576};
+    rows[1] = (mp_row){"demo.py", 13, "work", 1234567, MP_NONE, MP_NONE, 1234567, -1048576};
+    rows[2] = (mp_row){"/tmp/ünïcode/файл.py", 7,
+                       "функ", INT64_MAX, INT64_MIN + 1, 0, 0, 0};
+    rows[3] = (mp_row){longpath, 123, "f", 1, 2, 3, 4, 5};
+    rows[4] = (mp_row){cyrpath, 9, "g", 1, 2, 3, 4, -5};
+    rows[5] = (mp_row){NULL, 1, NULL, MP_NONE, MP_NONE, MP_NONE, MP_NONE, MP_NONE};
+
+    text = format(rows, 6);
+    CHECK(text != NULL);
+    if (text == NULL)
+        return;
+    CHECK_EQ(count_lines(text), 2 + 6);
+    CHECK(aligned(text));
+    CHECK(u8valid(text));
+
+    /* header */
+    CHECK(get_line(text, 0, line, sizeof line) > 0);
+    CHECK(strstr(line, "Callsite") == line);
+    CHECK(strstr(line, "Method Name") != NULL);
+    CHECK(strstr(line, "USS") != NULL);
+    CHECK(strstr(line, "Swap") != NULL);
+    CHECK(strstr(line, "Peak RSS") != NULL);
+    CHECK(strstr(line, "Hits") != NULL);
+    CHECK(strstr(line, "Increment") != NULL);
+    CHECK(strstr(line, "USS") < strstr(line, "Swap"));
+    CHECK(strstr(line, "Hits") < strstr(line, "Increment"));
+    CHECK(get_line(text, 1, line, sizeof line) > 0);
+    CHECK(strspn(line, "-") == strlen(line));
+
+    /* row 0: demo.py:12 work 26,525,696 0 28,057,600 1 +1,048,576 */
+    CHECK(get_line(text, 2, line, sizeof line) > 0);
+    CHECK_EQ(fields(line, f, 16), 7);
+    CHECK(strcmp(f[0], "demo.py:12") == 0);
+    CHECK(strcmp(f[1], "work") == 0);
+    CHECK(strcmp(f[2], "26,525,696") == 0);
+    CHECK(strcmp(f[3], "0") == 0);
+    CHECK(strcmp(f[4], "28,057,600") == 0);
+    CHECK(strcmp(f[5], "1") == 0);
+    CHECK(strcmp(f[6], "+1,048,576") == 0);
+
+    /* row 1: thousands separators, MP_NONE as "-", negative increment */
+    CHECK(get_line(text, 3, line, sizeof line) > 0);
+    CHECK_EQ(fields(line, f, 16), 7);
+    CHECK(strcmp(f[2], "1,234,567") == 0);
+    CHECK(strcmp(f[3], "-") == 0);
+    CHECK(strcmp(f[4], "-") == 0);
+    CHECK(strcmp(f[5], "1,234,567") == 0);
+    CHECK(strcmp(f[6], "-1,048,576") == 0);
+
+    /* row 2: UTF-8 names, extreme values, zero increment without sign */
+    CHECK(get_line(text, 4, line, sizeof line) > 0);
+    CHECK_EQ(fields(line, f, 16), 7);
+    CHECK(strcmp(f[0], "/tmp/ünïcode/файл.py:7") == 0);
+    CHECK(strcmp(f[1], "функ") == 0);
+    CHECK(strcmp(f[2], "9,223,372,036,854,775,807") == 0);
+    CHECK(strcmp(f[3], "-9,223,372,036,854,775,807") == 0);
+    CHECK(strcmp(f[4], "0") == 0);
+    CHECK(strcmp(f[5], "0") == 0);
+    CHECK(strcmp(f[6], "0") == 0);
+
+    /* row 3: long path shortened from the left, file and line kept */
+    CHECK(get_line(text, 5, line, sizeof line) > 0);
+    CHECK_EQ(fields(line, f, 16), 7);
+    CHECK(strncmp(f[0], "...", 3) == 0);
+    CHECK(ends_with(f[0], "/file.py:123"));
+    CHECK(strlen(f[0]) <= 40);
+    CHECK(strlen(f[0]) > 3 + strlen("/file.py:123") - 1);
+    CHECK(strcmp(f[6], "+5") == 0);
+
+    /* row 4: shortened inside multi-byte characters: still valid UTF-8 */
+    CHECK(get_line(text, 6, line, sizeof line) > 0);
+    CHECK_EQ(fields(line, f, 16), 7);
+    CHECK(strncmp(f[0], "...", 3) == 0);
+    CHECK(ends_with(f[0], "ж.py:9"));
+    CHECK_EQ(u8len(f[0], strlen(f[0])), 40);
+    CHECK(u8valid(f[0]));
+    CHECK(strcmp(f[6], "-5") == 0);
+
+    /* row 5: NULL filename and function; all numbers unknown */
+    CHECK(get_line(text, 7, line, sizeof line) > 0);
+    CHECK_EQ(fields(line, f, 16), 6); /* the empty function leaves no field */
+    CHECK(strcmp(f[0], "?:1") == 0);
+    for (k = 1; k < 6; k++)
+        CHECK(strcmp(f[k], "-") == 0);
+    free(text);
+
+    /* Each row alone is aligned too, UTF-8 row included. */
+    for (i = 0; i < 6; i++) {
+        text = format(&rows[i], 1);
+        CHECK(text != NULL && aligned(text));
+        free(text);
+    }
+
+    /* Buffer sizes: too small -> MP_ERANGE and the exact size needed. */
+    {
+        size_t full_size = 0, again = 0;
+        char *buf;
+        CHECK_EQ(mp_format(rows, 3, NULL, 0, &full_size), MP_ERANGE);
+        CHECK(full_size > 1);
+        buf = malloc(full_size - 1); /* exact-size heap block: ASan sees overruns */
+        if (buf != NULL) {
+            CHECK_EQ(mp_format(rows, 3, buf, full_size - 1, &again), MP_ERANGE);
+            CHECK_EQ(again, full_size);
+            free(buf);
+        }
+        buf = malloc(full_size);
+        if (buf != NULL) {
+            again = 0;
+            CHECK_EQ(mp_format(rows, 3, buf, full_size, &again), MP_OK);
+            CHECK_EQ(again, full_size);
+            CHECK_EQ(strlen(buf) + 1, full_size);
+            free(buf);
+        }
+        buf = malloc(1);
+        if (buf != NULL) {
+            CHECK_EQ(mp_format(rows, 3, buf, 1, &again), MP_ERANGE);
+            CHECK_EQ(again, full_size);
+            free(buf);
+        }
+    }
+
+    /* n = 0: just the header (column names and the rule). */
+    text = format(NULL, 0);
+    CHECK(text != NULL);
+    if (text != NULL) {
+        CHECK_EQ(count_lines(text), 2);
+        CHECK(aligned(text));
+        CHECK(strstr(text, "Callsite") == text);
+        CHECK(strstr(text, "Increment") != NULL);
+        free(text);
+    }
+
+    /* Invalid arguments. */
+    {
+        char small[8];
+        CHECK_EQ(mp_format(NULL, 1, small, sizeof small, &needed), MP_EINVAL);
+        CHECK_EQ(mp_format(rows, 1, NULL, 10, &needed), MP_EINVAL);
+        CHECK_EQ(mp_format(rows, 1, small, sizeof small, NULL), MP_EINVAL);
+    }
+}
+
+static void test_strerror(void)
+{
+    static const int all[] = {MP_OK, MP_ENOMEM, MP_ESTATM, MP_EROLLUP, MP_EPARSE,
+                              MP_ESAMPLER, MP_ESTATE, MP_ERANGE, MP_EINVAL};
+    const char *unknown = mp_strerror(12345);
+    size_t i, j;
+    CHECK(unknown != NULL && unknown[0] != '\0');
+    CHECK(mp_strerror(-99) != NULL && mp_strerror(-99)[0] != '\0');
+    for (i = 0; i < sizeof all / sizeof all[0]; i++) {
+        const char *m = mp_strerror(all[i]);
+        CHECK(m != NULL && m[0] != '\0');
+        CHECK(m != NULL && strcmp(m, unknown) != 0);
+        for (j = 0; j < i; j++)
+            CHECK(strcmp(m, mp_strerror(all[j])) != 0);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+
+int main(void)
+{
+    int fds = count_fds();
+
+    test_sampler_real();
+    test_sampler_errors();
+    test_sampler_no_fd_leak();
+    test_tracer_arithmetic();
+    test_tracer_return_and_recursion();
+    test_tracer_estimate();
+    test_tracer_time_gate();
+    test_tracer_errors();
+    test_tracer_real();
+    test_footprint();
+    test_report();
+    test_strerror();
+
+    CHECK_EQ(count_fds(), fds); /* nothing in the core left a file open */
+
+    printf("%d passed, %d failed\n", g_passed, g_failed);
+    return g_failed != 0;
+}
