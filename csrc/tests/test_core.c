@@ -524,6 +524,61 @@ static void test_tracer_arithmetic(void)
     mp_tracer_free(NULL);
 }
 
+/* mp_merge: a second thread's tracer folded into the first, per callsite. */
+static void test_tracer_merge(void)
+{
+    script sa, sb;
+    mp_sampler ma, mb;
+    mp_tracer *a = NULL, *b = NULL;
+    script_init(&sa, &ma, 9000000, 4000000, 0);
+    script_init(&sb, &mb, 9000000, 4000000, 0);
+    CHECK_EQ(mp_tracer_new(&ma, 0, &a), MP_OK);
+    CHECK_EQ(mp_tracer_new(&mb, 0, &b), MP_OK);
+    if (a == NULL || b == NULL) {
+        mp_tracer_free(a);
+        mp_tracer_free(b);
+        return;
+    }
+    CHECK_EQ(mp_start(a), MP_OK);
+    mp_call(a, 1);
+    mp_line(a, 10);
+    set_rss(&sa, sa.rss + 1000);
+    mp_line(a, 11);
+    set_rss(&sa, sa.rss - 900);
+    CHECK_EQ(mp_finish(a), MP_OK);
+
+    sleep_ns(1000000);  /* b's readings are later than a's */
+    CHECK_EQ(mp_start(b), MP_OK);
+    mp_call(b, 1);
+    mp_line(b, 10);
+    set_rss(&sb, sb.rss + 1000);
+    mp_line(b, 10);
+    set_rss(&sb, sb.rss + 1000);
+    mp_line(b, 30);
+    set_rss(&sb, sb.rss - 500);
+    CHECK_EQ(mp_finish(b), MP_OK);
+
+    CHECK_EQ(mp_merge(a, b), MP_OK);
+    CHECK_EQ(mp_merge(a, a), MP_EINVAL);
+    {
+        /* Line 10 ran once in a (+1000) and twice in b (+1000, +1000);
+         * b's last reading is the later one, so its uss and peak win. */
+        mp_record got[3];
+        CHECK_EQ(mp_records(a, got, 3), 3);
+        CHECK_EQ(got[0].hits, 3);
+        CHECK_EQ(got[0].increment, 1000 + 2000);
+        CHECK_EQ(got[0].uss, 5002000);
+        CHECK_EQ(got[0].peak_rss, 9002000);
+        CHECK_EQ(got[1].hits, 1);
+        CHECK_EQ(got[1].increment, -900);
+        CHECK_EQ(got[2].code_id, 1);
+        CHECK_EQ(got[2].lineno, 30);
+        CHECK_EQ(got[2].increment, -500);
+    }
+    mp_tracer_free(a);
+    mp_tracer_free(b);
+}
+
 /* mp_return then mp_finish; start again after finish; deep recursion grows
  * the frame stack past its initial size. */
 static void test_tracer_return_and_recursion(void)
@@ -1242,6 +1297,7 @@ int main(void)
     test_sampler_no_fd_leak();
     test_tracer_arithmetic();
     test_tracer_return_and_recursion();
+    test_tracer_merge();
     test_tracer_estimate();
     test_tracer_time_gate();
     test_tracer_errors();
