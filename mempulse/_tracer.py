@@ -203,6 +203,11 @@ class _Session(object):
             if self.tracer is not None:
                 lib.mp_tracer_free(self.tracer)
                 self.tracer = None
+        # The trace functions refer to themselves (they return themselves),
+        # so they live until a garbage collection; empty what they hold now
+        # so frames are not kept alive.
+        del self.stack[:]
+        del self.levels[:]
         self.stack = self.levels = None
         self.global_ = self.local = self.local_own = None
 
@@ -299,6 +304,9 @@ class _Tracer(object):
             raise RuntimeError("__exit__ without a matching __enter__")
         sys.settrace(self._previous)
         self._frame.f_trace = self._previous_local
+        # This frame was traced as mempulse's own; with a previous tracer
+        # back in place its return event would still reach our function.
+        sys._getframe().f_trace = None
         threading.settrace(self._previous_thread_hook)
         with self._lock:
             self._closed = True
@@ -353,6 +361,7 @@ class _Tracer(object):
         self._sampler.close()
         self._main = self._c_sampler = self._threads = None
         self._frame = self._previous_local = self._previous = self._previous_thread_hook = None
+        self._code_ids.clear()  # held by trace functions until a collection
         self._code_ids = self._name_ids = None
 
     def _raise_failure(self, status, os_errno):

@@ -1,0 +1,63 @@
+"""cffi builder for mempulse's C core (out-of-line ABI mode).
+
+Reads the declarations between the ``/* cffi:begin */`` and ``/* cffi:end */``
+markers of csrc/mempulse.h and emits ``mempulse/_ffi.py``, a pure-Python
+module that describes the C interface; at run time the Python layer opens
+the separately compiled shared library with ``ffi.dlopen()``.
+
+Why ABI mode: nothing here is compiled against Python headers, so ONE
+compiled artifact (libmempulse.so) and one generated _ffi.py serve CPython
+2.7, every CPython 3 and PyPy alike; the package ships as a single
+``py2.py3-none-<platform>`` wheel (see hatch_build.py).
+
+Usage: python build_ffi.py OUTDIR   (writes OUTDIR/_ffi.py)
+"""
+from __future__ import print_function
+
+import io
+import os
+import sys
+
+import cffi
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HEADER = os.path.join(HERE, "csrc", "mempulse.h")
+BEGIN = "/* cffi:begin */"
+END = "/* cffi:end */"
+
+
+def cdef_text(header=HEADER):
+    """Return the text between the cffi markers of the header."""
+    with io.open(header, encoding="utf-8") as f:
+        text = f.read()
+    start = text.find(BEGIN)
+    stop = text.find(END)
+    if start < 0 or stop < 0 or stop < start:
+        raise RuntimeError("%s: missing or misordered %r / %r markers"
+                           % (header, BEGIN, END))
+    return text[start + len(BEGIN):stop]
+
+
+def make_builder(header=HEADER):
+    ffibuilder = cffi.FFI()
+    ffibuilder.cdef(cdef_text(header))
+    ffibuilder.set_source("mempulse._ffi", None)
+    return ffibuilder
+
+
+ffibuilder = make_builder()
+
+
+def build(outdir):
+    """Write _ffi.py into outdir (created if needed); return its path."""
+    if not os.path.isdir(outdir):
+        os.makedirs(outdir)
+    target = os.path.join(outdir, "_ffi.py")
+    make_builder().emit_python_code(target)
+    return target
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python build_ffi.py OUTDIR")
+    print(build(sys.argv[1]))

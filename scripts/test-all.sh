@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# The project's test command: bash scripts/test-all.sh
+#
+#  1. scripts/test-c.sh: the C core's tests under ASan/UBSan (+ leak check);
+#  2. builds the wheel ONCE with CPython 3.11 (build/dist/);
+#  3. for each interpreter: a fresh venv in build/venvs/NAME with that one
+#     wheel, pytest and psutil installed, then runs the suite with the venv's
+#     pytest executable from the repo root, so the INSTALLED wheel is tested
+#     (not the source mempulse/ directory);
+#  4. prints one summary line per interpreter; exits nonzero if any failed.
+#
+# Interpreters: pyenv's CPython 2.7 3.6 ... 3.13 and /usr/bin/pypy3.  A
+# missing interpreter is a failure.  Developers may run a subset with e.g.
+#   MEMPULSE_INTERPRETERS="3.11 pypy3" bash scripts/test-all.sh
+# Extra pytest arguments: MEMPULSE_PYTEST_ARGS="-x -k sampler".
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+ALL_INTERPRETERS="2.7 3.6 3.7 3.8 3.9 3.10 3.11 3.12 3.13 pypy3"
+INTERPRETERS=${MEMPULSE_INTERPRETERS:-$ALL_INTERPRETERS}
+BUILD_PY_VERSION=3.11
+VENVS=build/venvs
+LOGS=build/logs
+DIST=build/dist
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PYTHONDONTWRITEBYTECODE=1
+unset PYTHONPATH PYTHONHOME VIRTUAL_ENV || true
+
+log() { echo "test-all: $*"; }
+
+PYENV_ROOT_DIR=$( (command -v pyenv > /dev/null && pyenv root) 2> /dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")
+
+# find_python NAME: print the interpreter's path, or nothing.
+find_python() {
+    local name=$1 p
+    if [ "$name" = pypy3 ]; then
+        for p in /usr/bin/pypy3 "$(command -v pypy3 2> /dev/null || true)"; do
+            [ -n "$p" ] && [ -x "$p" ] && { echo "$p"; return; }
+        done
+        return
+    fi
+    # highest installed patch release of X.Y (not X.Y-dev, X.Yt, ...)
+    for p in $(ls -d "$PYENV_ROOT_DIR"/versions/"$name".* 2> /dev/null | sort -t. -k3,3n -r); do
+        case "${p##*/}" in
+            "$name".[0-9]|"$name".[0-9][0-9]) ;;
+            *) continue ;;
+        esac
+        [ -x "$p/bin/python" ] && { echo "$p/bin/python"; return; }
+    done
+}
+
+# pip version cap and test requirements per interpreter.
+pip_spec() {
+    case $1 in
+        2.7) echo "pip<21" ;;
+        3.6) echo "pip<22" ;;
+        *) echo "pip" ;;
+    esac
+}
+pytest_spec() {
+    case $1 in
+        2.7) echo "pytest==4.6.11" ;;
+        3.6) echo "pytest<7.1" ;;
+        *) echo "pytest" ;;
+    esac
+}
+psutil_spec() {
+    case $1 in
+        2.7) echo "psutil<7" ;;
+        # psutil 7.1+ builds on PyPy 7.3.11 but fails to import
+        # (undefined symbol PyErr_FormatV); 7.0.0 builds and works.
+        pypy3) echo "psutil<7.1" ;;
+        *) echo "psutil" ;;
+    esac
+}
+
+rm -rf "$LOGS"
+mkdir -p "$VENVS" "$LOGS" "$DIST"
+
+# ---- 1. C tests ------------------------------------------------------------------
+log "== C core tests =="
+bash scripts/test-c.sh
+
+# ---- 2. the wheel ------------------------------------------------------------------
+log "== building the wheel with CPython $BUILD_PY_VERSION =="
+BUILD_PY=$(find_python "$BUILD_PY_VERSION")
+if [ -z "$BUILD_PY" ]; then
+    log "FAILED: CPython $BUILD_PY_VERSION (needed to build the wheel) not found under $PYENV_ROOT_DIR/versions"
+    exit 1
+fi
+BUILD_VENV=$VENVS/_build
+rm -rf "$BUILD_VENV"
+"$BUILD_PY" -m venv "$BUILD_VENV"
+# virtualenv<20.22 is the last that can create Python 2.7 environments.
+"$BUILD_VENV/bin/pip" install -q --upgrade pip "virtualenv<20.22" > "$LOGS/_build.log" 2>&1 || {
+    cat "$LOGS/_build.log"; log "FAILED: setting up the build venv"; exit 1; }
+rm -f "$DIST"/mempulse-*.whl
+if ! "$BUILD_VENV/bin/pip" wheel . --no-deps -w "$DIST" > "$LOGS/wheel.log" 2>&1; then
+    grep -v "is ignored: it is neither a file nor a directory" "$LOGS/wheel.log" || true
+    log "FAILED: building the wheel"
+    exit 1
+fi
+WHEEL=$(ls "$DIST"/mempulse-*.whl)
+log "built $WHEEL"
+
+# ---- 3. one venv per interpreter ----------------------------------------------------
+declare -A RESULT
+FAILED=0
+
+make_venv() {   # make_venv NAME PYTHON DIR
+    local name=$1 py=$2 dir=$3
+    rm -rf "$dir"
+    case $name in
+        2.*) "$BUILD_VENV/bin/virtualenv" -q -p "$py" "$dir" ;;
+        *) "$py" -m venv "$dir" ;;
+    esac
+}
+
+run_one() {    # run_one NAME ; sets RESULT[NAME]
+    local name=$1 py dir setup_log test_log start rc summary
+    py=$(find_python "$name")
+    if [ -z "$py" ]; then
+        RESULT[$name]="FAIL  interpreter not found"
+        return 1
+    fi
+    dir=$VENVS/$name
+    setup_log=$LOGS/$name-setup.log
+    test_log=$LOGS/$name-pytest.log
+    start=$SECONDS
+    log "== $name ($py) =="
+    if ! {
+        make_venv "$name" "$py" "$dir" &&
+        "$dir/bin/python" -m pip install --upgrade "$(pip_spec "$name")" &&
+        "$dir/bin/python" -m pip install "$WHEEL" "$(pytest_spec "$name")"
+    } > "$setup_log" 2>&1; then
+        grep -v "is ignored: it is neither a file nor a directory" "$setup_log" | tail -40
+        RESULT[$name]="FAIL  venv setup failed (log: $setup_log)"
+        return 1
+    fi
+    local nopsutil=""
+    if ! { "$dir/bin/python" -m pip install "$(psutil_spec "$name")" &&
+           "$dir/bin/python" -c "import psutil; psutil.Process().memory_info()"; } >> "$setup_log" 2>&1; then
+        grep -v "is ignored: it is neither a file nor a directory" "$setup_log" | tail -20
+        log "WARNING: psutil could not be installed or imported for $name; its tests run without psutil"
+        "$dir/bin/python" -m pip uninstall -y psutil >> "$setup_log" 2>&1 || true
+        nopsutil=" (WITHOUT psutil)"
+    fi
+    log "$name: venv ready in $((SECONDS - start))s: $("$dir/bin/python" -m pip list --format=freeze 2> /dev/null \
+        | grep -iE '^(pip|pytest|psutil|cffi)==' | tr '\n' ' ')"
+    # (run_one is called as "run_one ... || FAILED=1", so errexit is off in here
+    # and every failure is handled explicitly.)
+    # shellcheck disable=SC2086
+    "$dir/bin/pytest" tests -q -p no:cacheprovider ${MEMPULSE_PYTEST_ARGS:-} 2>&1 | tee "$test_log"
+    rc=${PIPESTATUS[0]}
+    summary=$(grep -E "(passed|failed|error|skipped|no tests ran)" "$test_log" | tail -1 | sed 's/=//g; s/^ *//; s/ *$//')
+    case $rc in
+        0) RESULT[$name]="ok    ${summary}${nopsutil}"; return 0 ;;
+        5) RESULT[$name]="FAIL  no tests were collected${nopsutil}" ;;
+        *) RESULT[$name]="FAIL  pytest exit $rc: ${summary}${nopsutil}" ;;
+    esac
+    return 1
+}
+
+if [ -f tests/__init__.py ]; then
+    # pytest would then put the repo root on sys.path and import the source
+    # mempulse/ instead of the installed wheel.
+    log "FAILED: tests/__init__.py must not exist (it would make pytest test the source tree, not the wheel)"
+    exit 1
+fi
+
+for f in mempulse/_ffi.py mempulse/libmempulse.so; do
+    if [ -e "$f" ]; then
+        log "WARNING: $f exists in the source tree (from an editable install or a manual"
+        log "  build_ffi.py run): a subprocess started with the repo root as its working"
+        log "  directory would import the source mempulse/, not the installed wheel"
+    fi
+done
+
+for name in $INTERPRETERS; do
+    run_one "$name" || FAILED=1
+done
+
+# ---- 4. summary ---------------------------------------------------------------------------
+echo
+log "== summary (wheel: ${WHEEL##*/}) =="
+for name in $INTERPRETERS; do
+    printf 'test-all: %-6s %s\n' "$name" "${RESULT[$name]}"
+done
+if [ -z "${MEMPULSE_INTERPRETERS:-}" ]; then :; else
+    log "note: MEMPULSE_INTERPRETERS is set: ran only: $INTERPRETERS"
+fi
+if [ "$FAILED" != 0 ]; then
+    log "FAILED"
+    exit 1
+fi
+log "all passed"
