@@ -361,7 +361,6 @@ class _Tracer(object):
         self._sampler.close()
         self._main = self._c_sampler = self._threads = None
         self._frame = self._previous_local = self._previous = self._previous_thread_hook = None
-        self._code_ids.clear()  # held by trace functions until a collection
         self._code_ids = self._name_ids = None
 
     def _raise_failure(self, status, os_errno):
