@@ -60,10 +60,26 @@ static ssize_t read_whole(int fd, char *buf, size_t cap)
     return (ssize_t)got;
 }
 
+/* Open dir/name and read it once, so a kernel without smaps_rollup (before
+ * 4.14) or a /proc we may not read fails here, not mid-trace.  The fd stays
+ * open for later preads. */
+static int open_and_check(const char *dir, const char *name, int *fd)
+{
+    char buf[READ_BUF];
+
+    errno = 0;
+    if (open_proc_file(dir, name, fd) < 0 || read_whole(*fd, buf, sizeof buf) <= 0) {
+        if (errno == 0)
+            errno = EIO;  /* an empty file sets no errno */
+        return -1;
+    }
+    return 0;
+}
+
 int mp_proc_open(const char *dir, mp_proc **out)
 {
     mp_proc *p;
-    char buf[READ_BUF];
+    int status = MP_OK;
     int saved;
 
     if (dir == NULL || out == NULL)
@@ -78,21 +94,15 @@ int mp_proc_open(const char *dir, mp_proc **out)
     if (p->page_size <= 0)
         p->page_size = 4096;
 
-    /* Open and read each file once, so a kernel without smaps_rollup
-     * (before 4.14) or a /proc we may not read fails here, not mid-trace. */
-    if (open_proc_file(dir, "statm", &p->statm_fd) < 0 ||
-        read_whole(p->statm_fd, buf, sizeof buf) <= 0) {
-        saved = errno ? errno : EIO;
+    if (open_and_check(dir, "statm", &p->statm_fd) < 0)
+        status = MP_ESTATM;
+    else if (open_and_check(dir, "smaps_rollup", &p->rollup_fd) < 0)
+        status = MP_EROLLUP;
+    if (status != MP_OK) {
+        saved = errno;
         mp_proc_close(p);
         errno = saved;
-        return MP_ESTATM;
-    }
-    if (open_proc_file(dir, "smaps_rollup", &p->rollup_fd) < 0 ||
-        read_whole(p->rollup_fd, buf, sizeof buf) <= 0) {
-        saved = errno ? errno : EIO;
-        mp_proc_close(p);
-        errno = saved;
-        return MP_EROLLUP;
+        return status;
     }
     *out = p;
     return MP_OK;

@@ -160,25 +160,20 @@ class _Session(object):
                 _active.session = None
             return None
 
-        def t_local(frame, event, arg):
-            with lock:
-                if self.ended:
-                    return detach()
-                local(frame, event, arg)
-                if len(stack) == 1:
-                    self.finish()
-                    return detach()
-            return t_local
+        def guarded(inner):
+            def trace(frame, event, arg):
+                with lock:
+                    if self.ended:
+                        return detach()
+                    inner(frame, event, arg)
+                    if len(stack) == 1:  # the thread's first frame returned
+                        self.finish()
+                        return detach()
+                return trace
 
-        def t_own(frame, event, arg):
-            with lock:
-                if self.ended:
-                    return detach()
-                local_own(frame, event, arg)
-                if len(stack) == 1:
-                    self.finish()
-                    return detach()
-            return t_own
+            return trace
+
+        t_local, t_own = guarded(local), guarded(local_own)
 
         def t_global(frame, event, arg):
             with lock:

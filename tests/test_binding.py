@@ -19,13 +19,13 @@ def test_the_fast_binding_is_used_where_it_can_be():
 
 
 TRACE = """
-import mempulse, mempulse._core as core
+import gc, mempulse, mempulse._core as core
 results = []
 with mempulse.cMemoryUsageTracer(results.append, 1):
     blob = b"\\x01" * (64 << 20)
-    blob = None
+    blob = None; gc.collect()
 inc = [r.increment for r in results[0]]
-print(core.MODE, max(inc) >> 20, min(inc) >> 20)
+print("%s %d %d" % (core.MODE, max(inc) >> 20, min(inc) >> 20))
 """
 
 
