@@ -80,7 +80,7 @@ mkdir -p "$VENVS" "$LOGS" "$DIST"
 
 # ---- 1. C tests ------------------------------------------------------------------
 log "== C core tests =="
-bash scripts/test-c.sh
+bash scripts/test-c.sh 2>&1 | tee "$LOGS/c.log"
 
 # ---- 2. the wheel ------------------------------------------------------------------
 log "== building the wheel with CPython $BUILD_PY_VERSION =="
@@ -190,8 +190,20 @@ done
 if [ -z "${MEMPULSE_INTERPRETERS:-}" ]; then :; else
     log "note: MEMPULSE_INTERPRETERS is set: ran only: $INTERPRETERS"
 fi
+# One closing line over every run: the C tests plus each interpreter's pytest.
+count() {  # count WORD: sum "N WORD" over the ends of the C log and the pytest logs
+    { tail -n 3 "$LOGS/c.log" "$LOGS"/*-pytest.log 2> /dev/null || true; } |
+        { grep -oE "[0-9]+ $1" || true; } | awk '{ n += $1 } END { print n + 0 }'
+}
+failed=$(( $(count failed) + $(count error) ))
+if [ "$FAILED" != 0 ] && [ "$failed" = 0 ]; then
+    failed=1  # a run that failed before its tests could report (setup, no interpreter)
+fi
 if [ "$FAILED" != 0 ]; then
     log "FAILED"
-    exit 1
+else
+    log "all passed"
 fi
-log "all passed"
+# Last line, in the plain form CI reads.
+echo "test-all: $(count passed) passed, $failed failed, $(count skipped) skipped"
+[ "$FAILED" = 0 ]
