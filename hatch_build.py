@@ -29,43 +29,22 @@ import tempfile
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 LIBNAME = "libmempulse.so"
+APINAME = "_api.abi3.so"
+# The core's own code: warnings are errors.  cffi's generated glue is not
+# ours to keep warning-free, so it gets GLUE_CFLAGS.
 CFLAGS = [
-    "-O2", "-fPIC", "-shared", "-std=c99", "-D_GNU_SOURCE",
+    "-O2", "-fPIC", "-std=c99", "-D_GNU_SOURCE",
     "-Wall", "-Wextra", "-Werror",
 ]
+GLUE_CFLAGS = ["-O2", "-fPIC", "-std=c99", "-D_GNU_SOURCE"]
 # A shared library links even with unresolved symbols and then fails only at
-# dlopen() time; make the linker reject them at build time instead.
+# dlopen() time; make the linker reject them at build time instead.  (Not for
+# the API module: the interpreter that loads it provides Python's symbols.)
 LDFLAGS = ["-Wl,--no-undefined", "-lm"]
 
 
 def platform_tag():
     return sysconfig.get_platform().replace("-", "_").replace(".", "_")
-
-
-def compile_library(root, outdir):
-    """Compile csrc/*.c into outdir/libmempulse.so; return its path."""
-    csrc = os.path.join(root, "csrc")
-    sources = sorted(glob.glob(os.path.join(csrc, "*.c")))
-    if not sources:
-        raise RuntimeError("mempulse: no C sources found in %s" % csrc)
-    cc = shlex.split(os.environ.get("CC") or "cc")
-    target = os.path.join(outdir, LIBNAME)
-    cmd = cc + CFLAGS + ["-I", csrc, "-o", target] + sources + LDFLAGS
-    _run(cmd, "compiling the C core")
-    return target
-
-
-def _build_ffi_module(root):
-    spec = importlib.util.spec_from_file_location(
-        "mempulse_build_ffi", os.path.join(root, "build_ffi.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def generate_ffi(root, outdir):
-    """Run build_ffi.build(outdir); return the path of _ffi.py."""
-    return _build_ffi_module(root).build(outdir)
 
 
 def _run(cmd, what):
@@ -85,29 +64,44 @@ def _run(cmd, what):
         sys.stderr.write(proc.stdout)
 
 
-def compile_api_module(root, outdir):
-    """Compile the API-mode module _api.abi3.so (CPython 3 only); return its path.
+def _build_ffi_module(root):
+    spec = importlib.util.spec_from_file_location(
+        "mempulse_build_ffi", os.path.join(root, "build_ffi.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    The core's own sources get the strict flags; cffi's generated glue gets
-    plain -O2, since its code is not ours to keep warning-free.
+
+def build_artifacts(root, outdir):
+    """Build into outdir what the package needs; return {name in mempulse/: path}.
+
+    The core is compiled once; its objects are linked into libmempulse.so
+    (ABI mode) and, when CPython builds, with cffi's glue into _api.abi3.so.
     """
     csrc = os.path.join(root, "csrc")
+    sources = sorted(glob.glob(os.path.join(csrc, "*.c")))
+    if not sources:
+        raise RuntimeError("mempulse: no C sources found in %s" % csrc)
     cc = shlex.split(os.environ.get("CC") or "cc")
-    glue = _build_ffi_module(root).emit_api_source(os.path.join(outdir, "_api.c"))
-    include = sysconfig.get_paths()["include"]
-    objects = []
-    for source in sorted(glob.glob(os.path.join(csrc, "*.c"))) + [glue]:
+
+    def compile_object(source, flags, include=()):
         obj = os.path.join(outdir, os.path.basename(source) + ".o")
-        flags = CFLAGS if source != glue else ["-O2", "-fPIC", "-std=c99", "-D_GNU_SOURCE"]
-        flags = [f for f in flags if f != "-shared"]
-        _run(cc + flags + ["-c", "-I", csrc, "-I", include, "-o", obj, source],
-             "compiling %s" % os.path.basename(source))
-        objects.append(obj)
-    # Python's symbols are resolved by the interpreter that loads the module,
-    # so no --no-undefined here.
-    target = os.path.join(outdir, "_api.abi3.so")
-    _run(cc + ["-shared", "-o", target] + objects + ["-lm"], "linking _api.abi3.so")
-    return target
+        cmd = cc + flags + ["-c", "-I", csrc] + [a for d in include for a in ("-I", d)]
+        _run(cmd + ["-o", obj, source], "compiling %s" % os.path.basename(source))
+        return obj
+
+    objects = [compile_object(source, CFLAGS) for source in sources]
+    library = os.path.join(outdir, LIBNAME)
+    _run(cc + ["-shared", "-o", library] + objects + LDFLAGS, "linking " + LIBNAME)
+    builder = _build_ffi_module(root)
+    built = {LIBNAME: library, "_ffi.py": builder.build(outdir)}
+    if sys.implementation.name == "cpython":
+        glue = builder.emit_api_source(os.path.join(outdir, "_api.c"))
+        glue_object = compile_object(glue, GLUE_CFLAGS, [sysconfig.get_paths()["include"]])
+        api = os.path.join(outdir, APINAME)
+        _run(cc + ["-shared", "-o", api] + objects + [glue_object, "-lm"], "linking " + APINAME)
+        built[APINAME] = api
+    return built
 
 
 class CustomBuildHook(BuildHookInterface):
@@ -117,25 +111,15 @@ class CustomBuildHook(BuildHookInterface):
         if self.target_name != "wheel":
             return
         build_data["pure_python"] = False
-        if version == "editable":
-            outdir = os.path.join(self.root, "mempulse")
-            compile_library(self.root, outdir)
-            generate_ffi(self.root, outdir)
-            if sys.implementation.name == "cpython":
-                scratch = tempfile.mkdtemp(prefix="mempulse-build-")
-                try:
-                    shutil.copy(compile_api_module(self.root, scratch), outdir)
-                finally:
-                    shutil.rmtree(scratch, ignore_errors=True)
-            return
         self._tmpdir = tempfile.mkdtemp(prefix="mempulse-build-")
-        lib = compile_library(self.root, self._tmpdir)
-        ffi = generate_ffi(self.root, self._tmpdir)
-        build_data["force_include"][lib] = "mempulse/" + LIBNAME
-        build_data["force_include"][ffi] = "mempulse/_ffi.py"
-        if sys.implementation.name == "cpython":
-            api = compile_api_module(self.root, self._tmpdir)
-            build_data["force_include"][api] = "mempulse/_api.abi3.so"
+        built = build_artifacts(self.root, self._tmpdir)
+        if version == "editable":
+            # The source tree's mempulse/ is what gets imported.
+            for path in built.values():
+                shutil.copy(path, os.path.join(self.root, "mempulse"))
+            return
+        for name, path in built.items():
+            build_data["force_include"][path] = "mempulse/" + name
         build_data["tag"] = "py2.py3-none-" + platform_tag()
 
     def finalize(self, version, build_data, artifact_path):

@@ -138,13 +138,12 @@ static void close_line(mp_tracer *t, mp_frame *f)
     if (s == NULL)
         return;
     s->hits++;
-    if (t->uss != MP_NONE && f->before != MP_NONE) {
+    if (t->uss != MP_NONE && f->before != MP_NONE)
         s->increment += t->uss - f->before;
-    }
     s->uss = t->uss;
     s->swap = t->swap;
     s->seen_ns = t->last_ns;
-    s->peak_rss = t->peak == MP_NONE ? MP_NONE : t->peak;
+    s->peak_rss = t->peak;
     f->open = NULL;
 }
 
