@@ -1,5 +1,6 @@
 """``@mempulse.profile``: trace every call of one function."""
 import functools
+import inspect
 import sys
 
 from mempulse import _tracer
@@ -8,6 +9,12 @@ from mempulse._report import format_trace_result
 
 def _write_table(result):
     sys.stderr.write(format_trace_result(result))
+
+
+def _is_async(func):
+    check = getattr(inspect, "iscoroutinefunction", None)  # Python 3.5+
+    asyncgen = getattr(inspect, "isasyncgenfunction", None)  # Python 3.6+
+    return bool((check and check(func)) or (asyncgen and asyncgen(func)))
 
 
 def _default_tracer_class():
@@ -43,6 +50,13 @@ def profile(func=None, depth=1, callback=None, tracer=None):
         return lambda f: profile(f, depth=depth, callback=callback, tracer=tracer)
     if not callable(func):
         raise TypeError("profile() decorates a callable, got %r" % (func,))
+    if inspect.isgeneratorfunction(func) or _is_async(func):
+        # The call only creates the generator or coroutine; its body runs
+        # later, outside the trace, so the table would be empty.
+        raise TypeError(
+            "profile() cannot trace %r: its body runs after the call returns; "
+            "decorate the function that consumes it instead" % (func,)
+        )
     report = callback if callback is not None else _write_table
     # Bad arguments fail at decoration time, not on the first call.
     _tracer.check_arguments(report, depth)

@@ -109,3 +109,20 @@ def test_bad_decorator_arguments_fail_at_decoration(kwargs, error):
 def test_decorating_a_non_callable_fails():
     with pytest.raises(TypeError):
         mempulse.profile(42)
+
+
+def test_generator_functions_are_refused():
+    def numbers():
+        yield 1
+
+    with pytest.raises(TypeError) as info:
+        mempulse.profile(numbers)
+    assert "consumes it" in str(info.value)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 5), reason="needs async def")
+def test_coroutine_functions_are_refused():
+    namespace = {}
+    exec("async def fetch():\n    return 1\n", namespace)
+    with pytest.raises(TypeError):
+        mempulse.profile(depth=2)(namespace["fetch"])
