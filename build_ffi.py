@@ -63,7 +63,7 @@ def emit_api_source(path):
     """Write the C source of the API-mode module ``mempulse._api``.
 
     ABI mode pays libffi's generic call path on every call (~300 ns here);
-    an API-mode module calls the core directly (~60 ns), which matters with
+    an API-mode module calls the core directly (~115-150 ns), which matters with
     one call per traced line.  cffi compiles it against the limited API, so
     one ``_api.abi3.so`` serves every CPython 3; CPython 2.7 and PyPy use
     ABI mode (on PyPy its calls are cheap anyway).

@@ -282,8 +282,7 @@ int mp_merge(mp_tracer *dst, const mp_tracer *src)
             return MP_ENOMEM;
         d->hits += s->hits;
         d->increment += s->increment;
-        if (d->peak_rss == MP_NONE || (s->peak_rss != MP_NONE && s->peak_rss > d->peak_rss))
-            d->peak_rss = s->peak_rss;
+        d->peak_rss = max64(d->peak_rss, s->peak_rss);  /* MP_NONE is the least */
         /* "After the last execution": the later reading wins. */
         if (s->hits > 0 && (d->uss == MP_NONE || s->seen_ns >= d->seen_ns)) {
             d->uss = s->uss;
