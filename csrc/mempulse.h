@@ -42,18 +42,22 @@ typedef struct mp_usage {
     int64_t rss;        /* resident set size */
     int64_t uss;        /* unique set size: private clean + private dirty */
     int64_t swap;       /* swapped-out bytes */
-    int64_t peak_rss;   /* the kernel's high-water mark of rss */
+    int64_t peak_rss;   /* highest rss since the last reset_peak (or ever) */
 } mp_usage;
 
 /*
  * Where readings come from.  quick() must be cheap (a syscall or two): it
  * fills rss and peak_rss.  full() may be slow (it may read
  * smaps_rollup, whose cost grows with resident memory): it fills uss and
- * swap.  Both return 0 on success, nonzero on failure.
+ * swap.  reset_peak(), which may be NULL, starts a new peak window: after
+ * it, peak_rss is the highest rss since that call.  Without it peak_rss is
+ * the process's lifetime peak.  All return 0 on success, nonzero on
+ * failure.
  */
 typedef struct mp_sampler {
     int (*quick)(void *ctx, mp_usage *out);
     int (*full)(void *ctx, mp_usage *out);
+    int (*reset_peak)(void *ctx);
     void *ctx;
 } mp_sampler;
 
@@ -64,6 +68,7 @@ void mp_proc_close(mp_proc *p);
 void mp_proc_sampler(mp_proc *p, mp_sampler *out);
 int mp_proc_quick(void *p, mp_usage *out);
 int mp_proc_full(void *p, mp_usage *out);
+int mp_proc_reset_peak(void *p);          /* write 5 to clear_refs */
 
 /* Per-callsite aggregate, as copied out by mp_records. */
 typedef struct mp_record {
@@ -71,7 +76,7 @@ typedef struct mp_record {
     int32_t lineno;
     int64_t uss;        /* after the line's last execution */
     int64_t swap;       /* after the line's last execution */
-    int64_t peak_rss;   /* highest rss reached by the end of the line */
+    int64_t peak_rss;   /* highest rss while the line ran (see mp_peak_per_line) */
     int64_t hits;       /* executions */
     int64_t increment;  /* sum over executions of (uss after - uss before) */
 } mp_record;
@@ -86,11 +91,23 @@ void mp_line(mp_tracer *t, int32_t lineno);  /* a line starts in the newest fram
 void mp_return(mp_tracer *t);               /* the newest frame returns or yields */
 int mp_finish(mp_tracer *t);                /* close open lines, take a last full reading */
 int mp_merge(mp_tracer *dst, const mp_tracer *src); /* add src's callsites into dst */
+int mp_peak_per_line(const mp_tracer *t);   /* 1: peaks per line; 0: lifetime peaks */
 int mp_error(const mp_tracer *t);           /* first failure, or MP_OK */
 int mp_error_errno(const mp_tracer *t);     /* errno that went with it, or 0 */
 size_t mp_count(const mp_tracer *t);        /* distinct callsites so far */
 size_t mp_records(const mp_tracer *t, mp_record *out, size_t n); /* in order of first execution */
 size_t mp_footprint(const mp_tracer *t);    /* bytes of heap the tracer holds */
+
+/*
+ * The same events for the tracer bound to the calling thread, so the hot
+ * path passes one argument or none (cffi then builds no argument tuple):
+ * each traced thread binds its own tracer.  Events with nothing bound are
+ * ignored.
+ */
+void mp_bind(mp_tracer *t);                 /* NULL unbinds */
+void mp_bound_call(int32_t code_id);
+void mp_bound_line(int32_t lineno);
+void mp_bound_return(void);
 
 /* Report table (report.c).  Byte fields may be MP_NONE. */
 typedef struct mp_row {

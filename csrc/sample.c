@@ -7,6 +7,16 @@
  *          4 KiB pages), so the tracer calls it only on a time budget.
  * Files stay open between calls so a reading costs one pread, not
  * open+read+close; they are closed by mp_proc_close.
+ *
+ * Peaks: writing "5" to /proc/self/clear_refs (~1.6 us) resets the kernel's
+ * high-water mark of rss to the current rss, which is how the tracer gets a
+ * peak per line.  getrusage reports that mark, but as max(mark, a value
+ * frozen at exec: the peak of the process image before exec), so a program
+ * started by a large process sees the parent's peak for ever.  The value
+ * getrusage gives right after our first reset bounds that frozen part from
+ * above ("floor"); a getrusage figure above the floor is the mark itself,
+ * and only in between is /proc/self/status (VmHWM, ~6 us) read.  Where
+ * clear_refs cannot be written, peaks are the lifetime peak.
  */
 #include "mempulse.h"
 
@@ -21,7 +31,10 @@
 struct mp_proc {
     int statm_fd;
     int rollup_fd;
+    int clear_fd;       /* clear_refs, or -1: lifetime peaks */
+    int status_fd;      /* status, open when clear_fd is */
     int64_t page_size;
+    int64_t floor;      /* getrusage's peak may not fall below this */
 };
 
 /* Large enough for statm and for smaps_rollup (about 20 short lines). */
@@ -76,6 +89,8 @@ static int open_and_check(const char *dir, const char *name, int *fd)
     return 0;
 }
 
+static void open_peak_reset(mp_proc *p, const char *dir);
+
 int mp_proc_open(const char *dir, mp_proc **out)
 {
     mp_proc *p;
@@ -90,6 +105,9 @@ int mp_proc_open(const char *dir, mp_proc **out)
         return MP_ENOMEM;
     p->statm_fd = -1;
     p->rollup_fd = -1;
+    p->clear_fd = -1;
+    p->status_fd = -1;
+    p->floor = 0;
     p->page_size = (int64_t)sysconf(_SC_PAGESIZE);
     if (p->page_size <= 0)
         p->page_size = 4096;
@@ -104,8 +122,36 @@ int mp_proc_open(const char *dir, mp_proc **out)
         errno = saved;
         return status;
     }
+    open_peak_reset(p, dir);
     *out = p;
     return MP_OK;
+}
+
+/* Per-line peaks if clear_refs takes our write (containers may refuse it);
+ * otherwise leave clear_fd at -1 and peaks are lifetime peaks. */
+static void open_peak_reset(mp_proc *p, const char *dir)
+{
+    struct rusage ru;
+    char path[512];
+    int n = snprintf(path, sizeof path, "%s/clear_refs", dir);
+
+    if (n < 0 || (size_t)n >= sizeof path)
+        return;
+    if (open_and_check(dir, "status", &p->status_fd) < 0)
+        goto refused;
+    do {
+        p->clear_fd = open(path, O_WRONLY | O_CLOEXEC);
+    } while (p->clear_fd < 0 && errno == EINTR);
+    if (p->clear_fd < 0 || mp_proc_reset_peak(p) != 0 || getrusage(RUSAGE_SELF, &ru) != 0)
+        goto refused;
+    p->floor = (int64_t)ru.ru_maxrss * 1024;
+    return;
+refused:
+    if (p->clear_fd >= 0)
+        close(p->clear_fd);
+    if (p->status_fd >= 0)
+        close(p->status_fd);
+    p->clear_fd = p->status_fd = -1;
 }
 
 void mp_proc_close(mp_proc *p)
@@ -116,6 +162,10 @@ void mp_proc_close(mp_proc *p)
         close(p->statm_fd);
     if (p->rollup_fd >= 0)
         close(p->rollup_fd);
+    if (p->clear_fd >= 0)
+        close(p->clear_fd);
+    if (p->status_fd >= 0)
+        close(p->status_fd);
     free(p);
 }
 
@@ -123,7 +173,34 @@ void mp_proc_sampler(mp_proc *p, mp_sampler *out)
 {
     out->quick = mp_proc_quick;
     out->full = mp_proc_full;
+    out->reset_peak = p->clear_fd >= 0 ? mp_proc_reset_peak : NULL;
     out->ctx = p;
+}
+
+int mp_proc_reset_peak(void *ctx)
+{
+    mp_proc *p = ctx;
+    ssize_t r;
+
+    do {
+        r = pwrite(p->clear_fd, "5", 1, 0);
+    } while (r < 0 && errno == EINTR);
+    return r == 1 ? MP_OK : MP_ESAMPLER;
+}
+
+/* VmHWM from /proc/self/status in bytes, or MP_NONE. */
+static int64_t status_hwm(mp_proc *p)
+{
+    char buf[READ_BUF];
+    const char *line;
+    long long kb;
+
+    if (read_whole(p->status_fd, buf, sizeof buf) <= 0)
+        return MP_NONE;
+    line = strstr(buf, "\nVmHWM:");
+    if (line == NULL || sscanf(line + 7, "%lld", &kb) != 1)
+        return MP_NONE;
+    return (int64_t)kb * 1024;
 }
 
 int mp_proc_quick(void *ctx, mp_usage *out)
@@ -132,6 +209,7 @@ int mp_proc_quick(void *ctx, mp_usage *out)
     char buf[256];
     long long size, resident;
     struct rusage ru;
+    int64_t peak;
 
     if (read_whole(p->statm_fd, buf, sizeof buf) <= 0)
         return MP_ESTATM;
@@ -139,17 +217,21 @@ int mp_proc_quick(void *ctx, mp_usage *out)
     if (sscanf(buf, "%lld %lld", &size, &resident) != 2)
         return MP_EPARSE;
     out->rss = (int64_t)resident * p->page_size;
-    /* ru_maxrss is in KiB on Linux. */
-    if (getrusage(RUSAGE_SELF, &ru) == 0) {
-        out->peak_rss = (int64_t)ru.ru_maxrss * 1024;
-        /* ru_maxrss comes from the kernel's approximate per-CPU rss
-         * counters while statm sums them exactly (newer kernels), so it can
-         * trail the current rss by some pages; a peak is never below it. */
-        if (out->peak_rss < out->rss)
-            out->peak_rss = out->rss;
-    } else {
+    if (getrusage(RUSAGE_SELF, &ru) != 0) {
         out->peak_rss = MP_NONE;
+        return MP_OK;
     }
+    peak = (int64_t)ru.ru_maxrss * 1024;   /* ru_maxrss is in KiB */
+    if (p->clear_fd >= 0 && peak <= p->floor && peak > out->rss) {
+        /* Maybe the frozen pre-exec peak, not ours: ask status. */
+        peak = status_hwm(p);
+        if (peak == MP_NONE)
+            return MP_EPARSE;
+    }
+    /* The mark comes from the kernel's approximate per-CPU rss counters
+     * while statm sums them exactly (newer kernels), so it can trail the
+     * current rss by some pages; a peak is never below it. */
+    out->peak_rss = peak > out->rss ? peak : out->rss;
     return MP_OK;
 }
 

@@ -12,18 +12,30 @@
 
 #include "table.h"
 
+static size_t cache_slot(int32_t code_id, int32_t lineno)
+{
+    /* A function's lines are consecutive numbers: they get distinct slots. */
+    return ((uint32_t)lineno + (uint32_t)code_id * 97u) % MP_TABLE_CACHE;
+}
+
 mp_site *mp_table_get(mp_table *t, int32_t code_id, int32_t lineno)
 {
     mp_site_key key;
     mp_site *site;
+    mp_site **slot = &t->cache[cache_slot(code_id, lineno)];
     int oom = 0;
 
+    site = *slot;
+    if (site != NULL && site->key.code_id == code_id && site->key.lineno == lineno)
+        return site;
     memset(&key, 0, sizeof key);
     key.code_id = code_id;
     key.lineno = lineno;
     HASH_FIND(hh, t->head, &key, sizeof key, site);
-    if (site != NULL)
+    if (site != NULL) {
+        *slot = site;
         return site;
+    }
 
     site = calloc(1, sizeof *site);
     if (site == NULL)
@@ -38,6 +50,7 @@ mp_site *mp_table_get(mp_table *t, int32_t code_id, int32_t lineno)
         free(site);
         return NULL;
     }
+    *slot = site;
     return site;
 }
 
@@ -64,4 +77,5 @@ void mp_table_clear(mp_table *t)
         free(site);
     }
     t->head = NULL;
+    memset(t->cache, 0, sizeof t->cache);
 }

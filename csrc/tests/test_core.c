@@ -205,6 +205,19 @@ static void test_sampler_real(void)
      * statm sums them exactly, so it may trail statm by some pages. */
     CHECK(q2.peak_rss >= q1.rss - PEAK_SLACK);
 
+    /* Resetting the mark starts a new window at the current level. */
+    if (s.reset_peak == NULL) {
+        printf("note: /proc/self/clear_refs refused: peak reset checks skipped\n");
+    } else {
+        mp_usage q3;
+        CHECK(s.reset_peak == mp_proc_reset_peak);
+        CHECK_EQ(s.reset_peak(p), MP_OK);
+        blank(&q3);
+        CHECK_EQ(mp_proc_quick(p, &q3), MP_OK);
+        CHECK(q3.peak_rss >= q3.rss);
+        CHECK(q3.peak_rss - q3.rss <= PEAK_SLACK);
+    }
+
     mp_proc_close(p);
     mp_proc_close(NULL); /* allowed, like free(NULL) */
 }
@@ -286,6 +299,38 @@ static void test_sampler_errors(void)
         mp_proc_close(p);
     }
 
+    /* No clear_refs there: the sampler cannot reset, peaks are lifetime. */
+    p = NULL;
+    CHECK_EQ(mp_proc_open(dir, &p), MP_OK);
+    if (p != NULL) {
+        mp_sampler smp;
+        mp_proc_sampler(p, &smp);
+        CHECK(smp.reset_peak == NULL);
+        mp_proc_close(p);
+    }
+
+    /* With clear_refs and status: getrusage's figure (this process's real
+     * one) is at most the floor taken at open and above the scripted rss,
+     * so it may be a peak frozen at exec and status decides. */
+    CHECK_EQ(write_file(dir, "clear_refs", ""), 0);
+    CHECK_EQ(write_file(dir, "status", "Name:\tx\nVmPeak:\t 9 kB\nVmHWM:\t    1234 kB\n"), 0);
+    p = NULL;
+    CHECK_EQ(mp_proc_open(dir, &p), MP_OK);
+    if (p != NULL) {
+        mp_sampler smp;
+        mp_proc_sampler(p, &smp);
+        CHECK(smp.reset_peak == mp_proc_reset_peak);
+        blank(&u);
+        CHECK_EQ(mp_proc_quick(p, &u), MP_OK);
+        CHECK_EQ(u.rss, 50 * (int64_t)page);
+        CHECK_EQ(u.peak_rss, 1234 * 1024);
+        CHECK_EQ(write_file(dir, "status", "Name:\tx\n"), 0);
+        CHECK_EQ(mp_proc_quick(p, &u), MP_EPARSE);
+        mp_proc_close(p);
+    }
+    remove_file(dir, "clear_refs");
+    remove_file(dir, "status");
+
     /* Without a Swap line swap is unknown, not an error. */
     CHECK_EQ(write_file(dir, "smaps_rollup",
                         "Private_Clean: 1 kB\nPrivate_Dirty: 2 kB\n"), 0);
@@ -328,8 +373,13 @@ static void test_sampler_no_fd_leak(void)
         }
         if (mp_proc_quick(p, &u) != MP_OK || mp_proc_full(p, &u) != MP_OK)
             ok = 0;
-        if (i == 0)
-            CHECK_EQ(count_fds(), before + 2); /* statm + smaps_rollup, kept open */
+        if (i == 0) {
+            mp_sampler smp;
+            mp_proc_sampler(p, &smp);
+            /* statm + smaps_rollup, kept open; + clear_refs and status
+             * where peaks can be reset */
+            CHECK_EQ(count_fds(), before + (smp.reset_peak != NULL ? 4 : 2));
+        }
         mp_proc_close(p);
     }
     CHECK(ok);
@@ -346,8 +396,8 @@ static void test_sampler_no_fd_leak(void)
 
 /*
  * The test sets the memory level; quick() reports rss = level and
- * peak_rss = the highest level so far (or a spike the test sets), full()
- * reports uss = level - gap.  With a constant gap the tracer's estimate
+ * peak_rss = the highest level since the last reset_peak (or a spike the
+ * test sets), full() reports uss = level - gap.  With a constant gap the tracer's estimate
  * between full readings (uss at the last full + change of rss) equals what
  * full() would say, so expectations are exact however often full() runs.
  */
@@ -359,6 +409,7 @@ typedef struct script {
     long full_sleep_ns;   /* make full() slow, to push the next one out */
     int quick_calls;
     int full_calls;
+    int resets;
     int quick_fail_at;    /* fail on this quick() call (1-based); 0 = never */
     int quick_fail_rc;
     int full_fail_at;
@@ -400,6 +451,14 @@ static int script_full(void *ctx, mp_usage *out)
     return 0;
 }
 
+static int script_reset_peak(void *ctx)
+{
+    script *s = ctx;
+    s->resets++;
+    s->peak = s->rss;
+    return 0;
+}
+
 static void script_init(script *s, mp_sampler *smp, int64_t rss, int64_t gap, int64_t swap)
 {
     memset(s, 0, sizeof *s);
@@ -408,6 +467,7 @@ static void script_init(script *s, mp_sampler *smp, int64_t rss, int64_t gap, in
     s->swap = swap;
     smp->quick = script_quick;
     smp->full = script_full;
+    smp->reset_peak = script_reset_peak;
     smp->ctx = s;
 }
 
@@ -451,14 +511,19 @@ static void check_records(const mp_tracer *t, const expect *want, size_t n, int 
     }
 }
 
-static void test_tracer_arithmetic(void)
+/*
+ * resets: the sampler can reset its peak mark (peaks per line) or not
+ * (lifetime peaks); the two differ only in line 6, which runs after a spike
+ * inside line 5.
+ */
+static void run_tracer_arithmetic(int resets)
 {
     /* rss starts at 10,000,000; uss = rss - 4,000,000; swap 4096. */
     script s;
     mp_sampler smp;
     mp_tracer *t = NULL;
     int k;
-    static const expect want[] = {
+    expect want[] = {
         {7, 1, 6001000, 4096, 10001000, 1, 1000},
         {7, 2, 6001000, 4096, 10001000, 1, 0},
         {7, 3, 6006000, 4096, 10006000, 3, 6000},      /* loop: 3 x +2000 */
@@ -466,10 +531,14 @@ static void test_tracer_arithmetic(void)
         {7, 5, 6305517, 4096, 20000000, 1, 300017},    /* includes callee */
         {9, 20, 6305500, 4096, 10305500, 1, 300000},   /* callee, own lines */
         {9, 21, 6305507, 4096, 10305507, 1, 7},
-        {7, 6, 6305559, 8192, 20000000, 1, 42},        /* open at finish */
+        {7, 6, 6305559, 8192, 10305559, 1, 42},        /* open at finish */
     };
 
     script_init(&s, &smp, 10000000, 4000000, 4096);
+    if (!resets) {
+        smp.reset_peak = NULL;
+        want[7].peak_rss = 20000000;   /* it inherits line 5's spike */
+    }
     CHECK_EQ(mp_tracer_new(&smp, 0, &t), MP_OK);
     if (t == NULL)
         return;
@@ -509,6 +578,11 @@ static void test_tracer_arithmetic(void)
     CHECK_EQ(s.quick_calls, 1 + 12 + 1 + 1);
     CHECK(s.full_calls >= 2);
     check_records(t, want, sizeof want / sizeof want[0], __LINE__);
+    CHECK_EQ(mp_peak_per_line(t), resets);
+    if (resets)
+        CHECK(s.resets >= 2);   /* at least after line 4's drops and the spike */
+    else
+        CHECK_EQ(s.resets, 0);
 
     /* A short copy-out takes the first n, in order. */
     {
@@ -522,6 +596,12 @@ static void test_tracer_arithmetic(void)
     CHECK_EQ(mp_error_errno(t), 0);
     mp_tracer_free(t);
     mp_tracer_free(NULL);
+}
+
+static void test_tracer_arithmetic(void)
+{
+    run_tracer_arithmetic(1);
+    run_tracer_arithmetic(0);
 }
 
 /* mp_merge: a second thread's tracer folded into the first, per callsite. */
@@ -904,7 +984,11 @@ static void test_tracer_real(void)
     if (!under_valgrind())
         CHECK(r[1].increment <= -30 * MIB);
     CHECK(r[0].peak_rss >= 32 * MIB);
-    CHECK(r[2].peak_rss >= r[0].peak_rss);
+    CHECK(r[1].peak_rss >= r[0].peak_rss);      /* it started at that level */
+    if (mp_peak_per_line(t))
+        CHECK(r[2].peak_rss <= r[0].peak_rss - 30 * MIB);  /* not inherited */
+    else
+        CHECK(r[2].peak_rss >= r[0].peak_rss);
     CHECK(r[2].uss > 0 && r[2].swap >= 0);
     mp_tracer_free(t);
     mp_proc_close(p);
