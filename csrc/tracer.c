@@ -65,7 +65,8 @@ struct mp_tracer {
 
     int64_t uss;        /* current USS estimate */
     int64_t swap;       /* from the last full reading */
-    int64_t rss;        /* from the last reading */
+    int64_t open_peak;  /* peak of a line starting now: rss at the last
+                           reading, or the lifetime peak without resets */
     int64_t uss_base;   /* USS at the last full reading ... */
     int64_t rss_base;   /* ... and the resident size then */
     int64_t last_ns;    /* time of the last quick reading */
@@ -160,7 +161,7 @@ static void note_peak(mp_tracer *t, int64_t peak)
 static void refresh(mp_tracer *t, int force)
 {
     mp_usage u;
-    int64_t now;
+    int64_t now, window;
     int rc;
 
     if (!force && !gate_open(t))
@@ -175,13 +176,17 @@ static void refresh(mp_tracer *t, int force)
     }
     t->last_ns = now;
     t->last_tsc = ticks();
-    t->rss = u.rss;
-    note_peak(t, max64(u.rss, u.peak_rss));  /* MP_NONE is the least */
-    if (t->peak_resets && u.peak_rss != MP_NONE && u.rss != MP_NONE && u.peak_rss > u.rss) {
+    window = max64(u.rss, u.peak_rss);  /* MP_NONE is the least */
+    note_peak(t, window);
+    t->open_peak = max64(t->open_peak, window);
+    if (t->peak_resets && u.rss != MP_NONE) {
+        t->open_peak = u.rss;
         /* The lines after this reading must not inherit this peak. */
         errno = 0;
-        if (t->sampler.reset_peak(t->sampler.ctx) != 0)
+        if (u.peak_rss > u.rss && t->sampler.reset_peak(t->sampler.ctx) != 0) {
             t->peak_resets = 0;   /* refused from now on: lifetime peaks */
+            t->open_peak = window;
+        }
     }
 
     if (force || now >= t->next_full_ns) {
@@ -244,7 +249,7 @@ int mp_tracer_new(const mp_sampler *sampler, int64_t period_ns, mp_tracer **out)
         if (rate > 0)
             t->period_ticks = (uint64_t)((double)period_ns * rate);
     }
-    t->uss = t->swap = t->rss = MP_NONE;
+    t->uss = t->swap = t->open_peak = MP_NONE;
     t->uss_base = t->rss_base = MP_NONE;
     *out = t;
     return MP_OK;
@@ -318,7 +323,7 @@ void mp_line(mp_tracer *t, int32_t lineno)
     }
     f->open = s;
     f->before = t->uss;
-    f->peak = t->rss;
+    f->peak = t->open_peak;
 }
 
 void mp_return(mp_tracer *t)

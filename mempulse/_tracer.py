@@ -84,6 +84,7 @@ class _Session(object):
             os_errno = lib.mp_error_errno(tracer)
             lib.mp_tracer_free(tracer)
             owner._raise_failure(status, os_errno)
+        lib.mp_bind(tracer)  # this thread's events go to this tracer
         self.owner = owner
         self.tracer = tracer
         self.ended = False
@@ -96,7 +97,6 @@ class _Session(object):
 
     def _trace_functions(self):
         # The hot path: closures over locals, one C call per event.
-        tracer = self.tracer
         stack = self.stack
         levels = self.levels
         push, pop = stack.append, stack.pop
@@ -104,15 +104,17 @@ class _Session(object):
         depth = self.owner.trace_depth
         code_ids = self.owner._code_ids
         register = self.owner._code_id
-        mp_call, mp_line, mp_return = lib.mp_call, lib.mp_line, lib.mp_return
+        # The thread-bound entry points take one argument or none, so cffi
+        # calls them without building an argument tuple (see mp_bind).
+        mp_call, mp_line, mp_return = lib.mp_bound_call, lib.mp_bound_line, lib.mp_bound_return
 
         def local(frame, event, arg):
             if event == "line":
-                mp_line(tracer, frame.f_lineno)
+                mp_line(frame.f_lineno)
             elif event == "return":
                 pop()
                 pop_level()
-                mp_return(tracer)
+                mp_return()
             return local
 
         def local_own(frame, event, arg):
@@ -139,7 +141,7 @@ class _Session(object):
                 return None
             push(frame)
             push_level(level + 1)
-            mp_call(tracer, code_id)
+            mp_call(code_id)
             return local
 
         return global_, local, local_own
@@ -156,6 +158,7 @@ class _Session(object):
 
         def detach():
             sys.settrace(None)
+            lib.mp_bind(ffi.NULL)
             if getattr(_active, "session", None) is self:
                 _active.session = None
             return None
@@ -351,6 +354,7 @@ class _Tracer(object):
     def _stop(self):
         """Release everything the trace held: C memory, files, frames, code objects."""
         _active.session = None
+        lib.mp_bind(ffi.NULL)
         for session in [self._main] + self._threads:
             session.free()
         self._sampler.close()
