@@ -33,14 +33,14 @@ APINAME = "_api.abi3.so"
 # The core's own code: warnings are errors.  cffi's generated glue is not
 # ours to keep warning-free, so it gets GLUE_CFLAGS.
 CFLAGS = [
-    "-O2", "-fPIC", "-std=c99", "-D_GNU_SOURCE",
+    "-O2", "-fPIC", "-std=c99", "-D_GNU_SOURCE", "-pthread",
     "-Wall", "-Wextra", "-Werror",
 ]
 GLUE_CFLAGS = ["-O2", "-fPIC", "-std=c99", "-D_GNU_SOURCE"]
 # A shared library links even with unresolved symbols and then fails only at
 # dlopen() time; make the linker reject them at build time instead.  (Not for
 # the API module: the interpreter that loads it provides Python's symbols.)
-LDFLAGS = ["-Wl,--no-undefined", "-lm"]
+LDFLAGS = ["-Wl,--no-undefined", "-pthread", "-lm"]
 
 
 def platform_tag():
@@ -99,7 +99,7 @@ def build_artifacts(root, outdir):
         glue = builder.emit_api_source(os.path.join(outdir, "_api.c"))
         glue_object = compile_object(glue, GLUE_CFLAGS, [sysconfig.get_paths()["include"]])
         api = os.path.join(outdir, APINAME)
-        _run(cc + ["-shared", "-o", api] + objects + [glue_object, "-lm"], "linking " + APINAME)
+        _run(cc + ["-shared", "-o", api] + objects + [glue_object, "-pthread", "-lm"], "linking " + APINAME)
         built[APINAME] = api
     return built
 

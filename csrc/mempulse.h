@@ -86,7 +86,9 @@ typedef struct mp_tracer mp_tracer;
 int mp_tracer_new(const mp_sampler *sampler, int64_t period_ns, mp_tracer **out);
 void mp_tracer_free(mp_tracer *t);
 int mp_start(mp_tracer *t);                 /* first reading; call before any event */
-void mp_call(mp_tracer *t, int32_t code_id); /* a traced frame starts or resumes */
+void mp_call(mp_tracer *t, int32_t code_id); /* a traced frame starts or resumes;
+                                               code_id < 0: a muted frame, whose
+                                               lines are ignored */
 void mp_line(mp_tracer *t, int32_t lineno);  /* a line starts in the newest frame */
 void mp_return(mp_tracer *t);               /* the newest frame returns or yields */
 int mp_finish(mp_tracer *t);                /* close open lines, take a last full reading */
@@ -102,7 +104,8 @@ size_t mp_footprint(const mp_tracer *t);    /* bytes of heap the tracer holds */
  * The same events for the tracer bound to the calling thread, so the hot
  * path passes one argument or none (cffi then builds no argument tuple):
  * each traced thread binds its own tracer.  Events with nothing bound are
- * ignored.
+ * ignored.  A tracer freed while another thread has it bound lives on
+ * until that thread unbinds or exits.
  */
 void mp_bind(mp_tracer *t);                 /* NULL unbinds */
 void mp_bound_call(int32_t code_id);

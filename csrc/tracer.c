@@ -35,6 +35,7 @@
 #include "table.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -78,6 +79,9 @@ struct mp_tracer {
     int started;
     int err;
     int err_errno;
+
+    int binds;          /* threads that have it bound (0 or 1) */
+    int freed;          /* mp_tracer_free was called; free on the last unbind */
 };
 
 static int64_t now_ns(void)
@@ -255,13 +259,73 @@ int mp_tracer_new(const mp_sampler *sampler, int64_t period_ns, mp_tracer **out)
     return MP_OK;
 }
 
+static void destroy(mp_tracer *t)
+{
+    mp_table_clear(&t->table);
+    free(t->stack);
+    free(t);
+}
+
+/*
+ * Binding.  A thread's events go to the tracer it bound last.  Another
+ * thread (the one that ends the trace) frees it, possibly while the bound
+ * thread is about to send one more event, so a tracer still bound somewhere
+ * outlives mp_tracer_free until that thread binds another tracer, unbinds,
+ * or exits (a pthread key destructor).  Events sent to a finished tracer
+ * only set its sticky error.
+ */
+static __thread mp_tracer *bound;
+static pthread_mutex_t bind_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t bind_once = PTHREAD_ONCE_INIT;
+static pthread_key_t bind_key;
+static int have_bind_key;
+
+static void release(mp_tracer *t)   /* bind_lock held */
+{
+    if (t != NULL && t->freed && t->binds == 0)
+        destroy(t);
+}
+
+static void unbind_at_exit(void *value)
+{
+    mp_tracer *t = value;
+    pthread_mutex_lock(&bind_lock);
+    t->binds--;
+    release(t);
+    pthread_mutex_unlock(&bind_lock);
+}
+
+static void make_bind_key(void)
+{
+    have_bind_key = pthread_key_create(&bind_key, unbind_at_exit) == 0;
+}
+
+void mp_bind(mp_tracer *t)
+{
+    pthread_once(&bind_once, make_bind_key);
+    pthread_mutex_lock(&bind_lock);
+    if (bound != NULL) {
+        bound->binds--;
+        release(bound);
+    }
+    bound = t;
+    if (t != NULL)
+        t->binds++;
+    pthread_mutex_unlock(&bind_lock);
+    /* Without the key a tracer bound by a thread that exits is never freed:
+     * a leak, not a crash. */
+    if (have_bind_key)
+        pthread_setspecific(bind_key, t);
+}
+
 void mp_tracer_free(mp_tracer *t)
 {
     if (t == NULL)
         return;
-    mp_table_clear(&t->table);
-    free(t->stack);
-    free(t);
+    pthread_mutex_lock(&bind_lock);
+    t->freed = 1;
+    release(t);
+    pthread_mutex_unlock(&bind_lock);
 }
 
 int mp_start(mp_tracer *t)
@@ -314,6 +378,8 @@ void mp_line(mp_tracer *t, int32_t lineno)
         return;
     }
     f = &t->stack[t->depth - 1];
+    if (f->code_id < 0)
+        return;   /* a muted frame: its lines are not recorded */
     refresh(t, 0);
     close_line(t, f);
     s = mp_table_get(&t->table, f->code_id, lineno);
@@ -380,14 +446,6 @@ int mp_merge(mp_tracer *dst, const mp_tracer *src)
 int mp_peak_per_line(const mp_tracer *t)
 {
     return t->peak_resets;
-}
-
-/* The tracer of the calling thread for the mp_bound_* events. */
-static __thread mp_tracer *bound;
-
-void mp_bind(mp_tracer *t)
-{
-    bound = t;
 }
 
 void mp_bound_call(int32_t code_id)

@@ -26,9 +26,9 @@ if [ ${#SOURCES[@]} -eq 0 ]; then
     exit 1
 fi
 
-COMMON=(-std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Icsrc)
+COMMON=(-std=c99 -D_GNU_SOURCE -pthread -Wall -Wextra -Werror -Icsrc)
 SAN=(-g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
-LIBS=(-lm)
+LIBS=(-pthread -lm)
 
 # --- does LeakSanitizer work here? (probe with a program that leaks) -------
 cat > "$OUT/lsan_probe.c" <<'PROBE'

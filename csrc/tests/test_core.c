@@ -16,6 +16,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -946,6 +947,102 @@ static void test_tracer_errors(void)
     mp_tracer_free(t);
 }
 
+/* Thread-bound events, muted frames, and a free while another thread has
+ * the tracer bound (ASan/valgrind catch a use after free; the leak checker
+ * catches a tracer never freed). */
+typedef struct bind_job {
+    mp_tracer *t;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int step;           /* 1: thread has bound; 2: main has freed */
+} bind_job;
+
+static void *bind_thread(void *arg)
+{
+    bind_job *job = arg;
+    mp_bind(job->t);
+    mp_bound_call(3);
+    mp_bound_line(30);
+    pthread_mutex_lock(&job->lock);
+    job->step = 1;
+    pthread_cond_signal(&job->cond);
+    while (job->step != 2)
+        pthread_cond_wait(&job->cond, &job->lock);
+    pthread_mutex_unlock(&job->lock);
+    /* Freed by its owner meanwhile: still valid here; the event only sets
+     * the finished tracer's sticky error.  Exiting frees it. */
+    mp_bound_line(31);
+    return NULL;
+}
+
+static void test_tracer_binding(void)
+{
+    script s;
+    mp_sampler smp;
+    mp_tracer *t = NULL, *u = NULL;
+    mp_record r[4];
+    bind_job job;
+    pthread_t th;
+
+    /* Nothing bound: events are ignored (no crash, nothing recorded). */
+    mp_bound_call(1);
+    mp_bound_line(1);
+    mp_bound_return();
+
+    script_init(&s, &smp, 1000000, 0, 0);
+    CHECK_EQ(mp_tracer_new(&smp, 0, &t), MP_OK);
+    if (t == NULL)
+        return;
+    CHECK_EQ(mp_start(t), MP_OK);
+    mp_bind(t);
+    mp_bound_call(5);
+    mp_bound_line(50);
+    set_rss(&s, s.rss + 100);
+    mp_bound_call(-1);          /* muted: e.g. a deeper call of traced code */
+    mp_bound_line(60);
+    set_rss(&s, s.rss + 20);
+    mp_bound_line(61);
+    mp_bound_return();
+    mp_bound_line(51);
+    mp_bound_return();
+    mp_bind(NULL);
+    mp_bound_line(99);          /* unbound again: ignored */
+    CHECK_EQ(mp_finish(t), MP_OK);
+    CHECK_EQ(mp_error(t), MP_OK);
+    CHECK_EQ(mp_count(t), 2);
+    CHECK_EQ(mp_records(t, r, 4), 2);
+    CHECK_EQ(r[0].lineno, 50);
+    CHECK_EQ(r[0].increment, 120);  /* the muted frame's memory is its caller's */
+    CHECK_EQ(r[1].lineno, 51);
+    mp_tracer_free(t);
+
+    /* Freed by one thread while another has it bound. */
+    script_init(&s, &smp, 1000000, 0, 0);
+    CHECK_EQ(mp_tracer_new(&smp, 1000000000, &u), MP_OK);
+    if (u == NULL)
+        return;
+    CHECK_EQ(mp_start(u), MP_OK);
+    job.t = u;
+    job.step = 0;
+    pthread_mutex_init(&job.lock, NULL);
+    pthread_cond_init(&job.cond, NULL);
+    CHECK_EQ(pthread_create(&th, NULL, bind_thread, &job), 0);
+    pthread_mutex_lock(&job.lock);
+    while (job.step != 1)
+        pthread_cond_wait(&job.cond, &job.lock);
+    pthread_mutex_unlock(&job.lock);
+    CHECK_EQ(mp_finish(u), MP_OK);
+    CHECK_EQ(mp_count(u), 1);
+    mp_tracer_free(u);
+    pthread_mutex_lock(&job.lock);
+    job.step = 2;
+    pthread_cond_signal(&job.cond);
+    pthread_mutex_unlock(&job.lock);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    pthread_mutex_destroy(&job.lock);
+    pthread_cond_destroy(&job.cond);
+}
+
 /* The tracer on the real /proc sampler, with real memory. */
 static void test_tracer_real(void)
 {
@@ -1385,6 +1482,7 @@ int main(void)
     test_tracer_estimate();
     test_tracer_time_gate();
     test_tracer_errors();
+    test_tracer_binding();
     test_tracer_real();
     test_footprint();
     test_report();
