@@ -9,7 +9,7 @@ import os
 import sys
 import threading
 
-from mempulse import _result
+from mempulse import _result, _sysmon
 from mempulse._core import ffi, from_c, lib, strerror
 from mempulse._samplers import ProcSampler, PsutilSampler
 
@@ -32,6 +32,13 @@ def _package_dir():
 # Frames of code under this directory are mempulse's own, never recorded.
 _PACKAGE_DIR = _package_dir()
 _OWN = -1
+
+
+def _driver_wanted():
+    """"sys.monitoring" on 3.12+, else "sys.settrace"; MEMPULSE_DRIVER=settrace forces the latter."""
+    if _sysmon.available() and os.environ.get("MEMPULSE_DRIVER", "") != "settrace":
+        return "sys.monitoring"
+    return "sys.settrace"
 
 
 def check_arguments(callback, trace_depth):
@@ -253,30 +260,54 @@ class _Tracer(object):
             raise
         self._main = main
         self._frame = frame
-        self._previous = sys.gettrace()
-        self._previous_local = frame.f_trace
-        self._previous_thread_hook = _thread_trace_hook()
         _active.session = main
-        if self._record_caller:
-            frame.f_trace = main.local
-        threading.settrace(self._start_thread)
-        sys.settrace(main.global_)
+        self._monitor = None
+        self.driver = _driver_wanted()
+        if self.driver == "sys.monitoring":
+            monitor = _sysmon.Monitor(self, _active, _OWN)
+            try:
+                started = monitor.start(main, frame, self._record_caller)
+            except BaseException:
+                self._stop()
+                raise
+            if started:
+                self._monitor = monitor
+            else:  # every tool id taken
+                self.driver = "sys.settrace"
+        if self._monitor is None:
+            self._previous = sys.gettrace()
+            self._previous_local = frame.f_trace
+            self._previous_thread_hook = _thread_trace_hook()
+            if self._record_caller:
+                frame.f_trace = main.local
+            threading.settrace(self._start_thread)
+            sys.settrace(main.global_)
 
-    def _start_thread(self, frame, event, arg):
-        """threading.settrace hook: the first event of a thread started inside."""
+    def _thread_session(self, root):
+        """A session for a thread started inside the trace, or None.
+
+        Called by the thread itself, before its first traced frame; root is
+        that frame's caller.
+        """
         with self._lock:
             if self._closed:
-                sys.settrace(None)
                 return None
             try:
-                session = _Session(self, frame.f_back, False)
+                session = _Session(self, root, False)
             except Exception as e:  # reported on exit, never in the thread
                 if self._thread_error is None:
                     self._thread_error = e
-                sys.settrace(None)
                 return None
             self._threads.append(session)
         _active.session = session
+        return session
+
+    def _start_thread(self, frame, event, arg):
+        """threading.settrace hook: the first event of a thread started inside."""
+        session = self._thread_session(frame.f_back)
+        if session is None:
+            sys.settrace(None)
+            return None
         trace = session.thread_functions()
         sys.settrace(trace)
         return trace(frame, event, arg)
@@ -300,12 +331,15 @@ class _Tracer(object):
             return False
         if self._main is None:
             raise RuntimeError("__exit__ without a matching __enter__")
-        sys.settrace(self._previous)
-        self._frame.f_trace = self._previous_local
-        # This frame was traced as mempulse's own; with a previous tracer
-        # back in place its return event would still reach our function.
-        sys._getframe().f_trace = None
-        threading.settrace(self._previous_thread_hook)
+        if self._monitor is not None:
+            self._monitor.stop()
+        else:
+            sys.settrace(self._previous)
+            self._frame.f_trace = self._previous_local
+            # This frame was traced as mempulse's own; with a previous tracer
+            # back in place its return event would still reach our function.
+            sys._getframe().f_trace = None
+            threading.settrace(self._previous_thread_hook)
         with self._lock:
             self._closed = True
         try:
@@ -358,7 +392,7 @@ class _Tracer(object):
         for session in [self._main] + self._threads:
             session.free()
         self._sampler.close()
-        self._main = self._c_sampler = self._threads = None
+        self._main = self._c_sampler = self._threads = self._monitor = None
         self._frame = self._previous_local = self._previous = self._previous_thread_hook = None
         self._code_ids = self._name_ids = None
 
