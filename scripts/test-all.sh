@@ -75,6 +75,14 @@ psutil_spec() {
     esac
 }
 
+# Packages some tests need (they skip without them): coverage.py for the
+# sys.monitoring coexistence tests, which run on 3.12+ only.
+extras_spec() {
+    case $1 in
+        3.12|3.13) echo "coverage" ;;
+    esac
+}
+
 rm -rf "$LOGS"
 mkdir -p "$VENVS" "$LOGS" "$DIST"
 
@@ -132,7 +140,7 @@ run_one() {    # run_one NAME ; sets RESULT[NAME]
     if ! {
         make_venv "$name" "$py" "$dir" &&
         "$dir/bin/python" -m pip install --upgrade "$(pip_spec "$name")" &&
-        "$dir/bin/python" -m pip install "$WHEEL" "$(pytest_spec "$name")"
+        "$dir/bin/python" -m pip install "$WHEEL" "$(pytest_spec "$name")" $(extras_spec "$name")
     } > "$setup_log" 2>&1; then
         grep -v "is ignored: it is neither a file nor a directory" "$setup_log" | tail -40
         RESULT[$name]="FAIL  venv setup failed (log: $setup_log)"
@@ -147,7 +155,7 @@ run_one() {    # run_one NAME ; sets RESULT[NAME]
         nopsutil=" (WITHOUT psutil)"
     fi
     log "$name: venv ready in $((SECONDS - start))s: $("$dir/bin/python" -m pip list --format=freeze 2> /dev/null \
-        | grep -iE '^(pip|pytest|psutil|cffi)==' | tr '\n' ' ')"
+        | grep -iE '^(pip|pytest|psutil|cffi|coverage)==' | tr '\n' ' ')"
     # (run_one is called as "run_one ... || FAILED=1", so errexit is off in here
     # and every failure is handled explicitly.)
     # shellcheck disable=SC2086
