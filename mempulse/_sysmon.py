@@ -8,8 +8,15 @@ debuggers; coverage.py's own ``sys.monitoring`` core is another tool id.
 
 Events:
 - PY_START (global): a frame starts; it is traced when its caller is the
-  newest traced frame of this thread and the depth allows, like the
+  newest traced frame of its thread and the depth allows, like the
   settrace driver's "call" event.  Its code then gets the local events.
+  Any other start returns DISABLE, so that code object stops reporting
+  starts (the per-call cost of untraced code is one callback per code
+  object, not per call) ...
+- CALL (local, on frames that may have traced callees): ... until a traced
+  frame calls something, which re-enables them (``restart_events``; it
+  re-enables what other tools disabled too, which costs them one more
+  event per location, nothing else).
 - LINE, PY_RESUME, PY_RETURN, PY_YIELD (local, on traced code objects, and
   the last three on mempulse's own code, whose frames are transparent).
 - PY_UNWIND, PY_THROW (global only in PEP 669): a frame left by an
@@ -75,6 +82,7 @@ class Monitor(object):
         self.own_code_id = own_code_id
         self.tool = None
         self.enabled = {}  # code object -> local events set on it
+        self.tops = set()  # the newest frame of every session's stack
 
     def start(self, main, frame, record_root):
         tool = _claim_tool_id()
@@ -91,14 +99,15 @@ class Monitor(object):
     def _install(self, main, frame, record_root):
         tool = self.tool
         events = monitoring.events
-        self.local_traced = events.LINE | events.PY_RESUME | events.PY_RETURN | events.PY_YIELD
-        self.local_own = events.PY_RESUME | events.PY_RETURN | events.PY_YIELD
+        leave = events.PY_RESUME | events.PY_RETURN | events.PY_YIELD
+        self.traced_events = events.LINE | leave
+        self.own_events = events.CALL | leave
         main.kinds = [_TRACED if record_root else _OWN_FRAME]
+        self.tops.add(frame)
         callbacks = self._callbacks()
         for event, function in callbacks.items():
             monitoring.register_callback(tool, event, function)
-        if record_root:
-            self._enable(frame.f_code, self.local_traced)
+        self._enable(frame.f_code, (self.traced_events if record_root else 0) | events.CALL)
         monitoring.set_events(tool, events.PY_START | events.PY_UNWIND | events.PY_THROW)
 
     def stop(self):
@@ -109,13 +118,20 @@ class Monitor(object):
         monitoring.set_events(tool, 0)
         for code in self.enabled:
             monitoring.set_local_events(tool, code, 0)
-        self.enabled.clear()  # the callbacks hold it too
+        # The callbacks hold these too.
+        self.enabled.clear()
+        self.tops.clear()
         monitoring.free_tool_id(tool)  # also unregisters the callbacks
+        # What our PY_START callback disabled stays disabled for this tool
+        # id until someone restarts events; do it now, for the next user.
+        monitoring.restart_events()
 
     def _enable(self, code, events):
-        if self.enabled.get(code) != events:
-            self.enabled[code] = events
-            monitoring.set_local_events(self.tool, code, events)
+        """Add events to the local events of code."""
+        old = self.enabled.get(code, 0)
+        if old | events != old:
+            self.enabled[code] = old | events
+            monitoring.set_local_events(self.tool, code, old | events)
 
     def _callbacks(self):
         events = monitoring.events
@@ -124,9 +140,14 @@ class Monitor(object):
         depth = tracer.trace_depth
         own = self.own_code_id
         enabled = self.enabled
+        tops = self.tops
         enable = self._enable
-        local_traced, local_own = self.local_traced, self.local_own
+        traced_events, own_events = self.traced_events, self.own_events
+        line_event, call_event = events.LINE, events.CALL
         getframe = sys._getframe
+        disable = monitoring.DISABLE
+        restart = monitoring.restart_events
+        pending = [False]  # some PY_START was disabled since the last restart
         from mempulse._core import ffi, lib
 
         mp_call, mp_line, mp_return = lib.mp_bound_call, lib.mp_bound_line, lib.mp_bound_return
@@ -134,78 +155,110 @@ class Monitor(object):
         def on_line(code, lineno):
             mp_line(lineno)
 
-        def enter(session, code, frame):
-            # A frame starts or resumes (caller holds session.lock).
+        def push(session, frame, level, kind):
             stack = session.stack
-            if frame.f_back is stack[-1]:
-                code_id = tracer._code_ids.get(code)
-                if code_id is None:
-                    code_id = tracer._code_id(code)
-                level = session.levels[-1]
-                if code_id == own:
-                    # Transparent: what it calls keeps its level.
-                    stack.append(frame)
-                    session.levels.append(level)
-                    session.kinds.append(_OWN_FRAME)
-                    enable(code, local_own)
-                    return
-                if level < depth:
-                    stack.append(frame)
-                    session.levels.append(level + 1)
-                    session.kinds.append(_TRACED)
-                    enable(code, local_traced)
-                    mp_call(code_id)
-                    return
-            if enabled.get(code) == local_traced:
-                # Traced code running where it is not traced: mute its lines.
-                stack.append(frame)
-                session.levels.append(depth)
-                session.kinds.append(_MUTED)
-                mp_call(-1)
+            tops.discard(stack[-1])
+            stack.append(frame)
+            tops.add(frame)
+            session.levels.append(level)
+            session.kinds.append(kind)
 
-        def start(code, frame):
-            session = getattr(active, "session", None)
-            if session is None:
+        def enter(session, code, frame):
+            """A frame starts or resumes below the newest one of its session."""
+            level = session.levels[-1]
+            code_id = tracer._code_ids.get(code)
+            if code_id is None:
+                code_id = tracer._code_id(code)
+            if code_id == own:
+                # Transparent: what it calls keeps its level.
+                push(session, frame, level, _OWN_FRAME)
+                enable(code, own_events)
+            elif level < depth:
+                push(session, frame, level + 1, _TRACED)
+                enable(code, traced_events | (call_event if level + 1 < depth else 0))
+                mp_call(code_id)
+            elif enabled.get(code, 0) & line_event:
+                mute(session, frame)
+            else:
+                return False
+            return True
+
+        def mute(session, frame):
+            # Traced code running where it is not traced: its lines are
+            # dropped in C, and what it calls is below the depth.
+            push(session, frame, depth, _MUTED)
+            mp_call(-1)
+
+        def start(code, frame, may_disable):
+            if frame.f_back in tops:
+                session = active.session
+                with session.lock:
+                    if not session.ended and frame.f_back is session.stack[-1]:
+                        if enter(session, code, frame):
+                            return None
+            elif enabled.get(code, 0) & line_event:
+                session = getattr(active, "session", None)
+                if session is not None:
+                    with session.lock:
+                        if not session.ended:
+                            mute(session, frame)
+                return None
+            elif code.co_name == "run" and _is_thread_run(frame):
                 # A thread started inside the trace begins its run().
-                if code.co_name != "run" or not _is_thread_run(frame):
-                    return
                 session = tracer._thread_session(frame.f_back)
-                if session is None:
-                    return
-                session.kinds = [_OWN_FRAME]
-            with session.lock:
-                if not session.ended:
-                    enter(session, code, frame)
+                if session is not None:
+                    session.kinds = [_OWN_FRAME]
+                    tops.add(frame.f_back)
+                    with session.lock:
+                        enter(session, code, frame)
+                return None
+            if may_disable:
+                pending[0] = True
+                return disable
+            return None
 
         def on_start(code, offset):
-            start(code, getframe(1))
+            return start(code, getframe(1), True)
+
+        def on_resume(code, offset):
+            start(code, getframe(1), False)
 
         def on_throw(code, offset, exc):
-            start(code, getframe(1))
+            start(code, getframe(1), False)
+
+        def on_call(code, offset, callable_, arg0):
+            # A frame that may have traced callees calls: starts disabled
+            # since must be seen again.
+            if pending[0]:
+                pending[0] = False
+                restart()
 
         def on_leave(code, offset, value):
-            session = getattr(active, "session", None)
-            if session is None:
-                return
             frame = getframe(1)
+            if frame not in tops:
+                return
+            session = active.session
             with session.lock:
                 stack = session.stack
                 if session.ended or len(stack) < 2 or stack[-1] is not frame:
                     return
-                stack.pop()
+                tops.discard(stack.pop())
+                tops.add(stack[-1])
                 session.levels.pop()
                 if session.kinds.pop() != _OWN_FRAME:
                     mp_return()
                 if len(stack) == 1 and session is not tracer._main:
-                    # The thread's first frame (Thread.run) returned.
+                    # The thread's first frame (its run()) returned.
+                    tops.discard(stack[0])
                     session.finish()
                     lib.mp_bind(ffi.NULL)
                     active.session = None
 
         return {
             events.LINE: on_line,
+            events.CALL: on_call,
             events.PY_START: on_start,
-            events.PY_RESUME: on_start,
+            events.PY_RESUME: on_resume,
             events.PY_THROW: on_throw,
             events.PY_RETURN: on_leave,
             events.PY_YIELD: on_leave,
