@@ -92,6 +92,45 @@ def test_generators_count_depth_where_they_run(tracer_class):
     assert direct == nested == [1, 2]
 
 
+def test_code_first_seen_below_the_depth_is_traced_when_called_within_it(tracer_class):
+    # On 3.12+ the first start of gen() (from consume(), too deep) switches
+    # off its start events; the direct call afterwards must turn them back on.
+    results = []
+    with tracer_class(results.append, 1):
+        nested = consume(gen())
+        direct = list(gen())
+    assert record_at(results[0], line_of("L:gen-first")).hits == 1
+    assert direct == nested == [1, 2]
+
+
+def test_a_second_trace_sees_what_the_first_left_untraced(tracer_class):
+    first, second = [], []
+    with tracer_class(first.append, 1):
+        level1()
+    with tracer_class(second.append, 2):
+        level1()
+    assert here("L:level2") not in lines(first[0])
+    assert here("L:level2") in lines(second[0])
+
+
+def recurse(n):
+    if n:  # L:recurse
+        recurse(n - 1)
+    return n
+
+
+def test_deeper_runs_of_traced_code_are_not_recorded(tracer_class):
+    results = []
+    with tracer_class(results.append, 1):
+        recurse(4)
+    # Only the call made by the block is at level 1.
+    assert record_at(results[0], line_of("L:recurse")).hits == 1
+    results = []
+    with tracer_class(results.append, 3):
+        recurse(4)
+    assert record_at(results[0], line_of("L:recurse")).hits == 3
+
+
 def test_previous_tracer_and_frame_trace_are_restored(tracer_class):
     frame = sys._getframe()
     sys.settrace(previous_tracer)
