@@ -41,7 +41,8 @@ _TOOL_NAME = "mempulse"
 _TRACED, _OWN_FRAME, _MUTED = 0, 1, 2
 
 
-_BOOTSTRAP_INNER = threading.Thread._bootstrap_inner.__code__
+# The frame that calls a thread's run() (only needed where sys.monitoring is).
+_BOOTSTRAP_INNER = threading.Thread._bootstrap_inner.__code__ if monitoring is not None else None
 
 
 def _is_thread_run(frame):
