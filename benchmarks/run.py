@@ -151,14 +151,15 @@ def count_events(runner, ns, log):
 def size_runs(runner, args, tool_names, loop_workloads, log):
     """{(tool, workload): n}: the full n, or fewer iterations for a slow tool.
 
-    A calibration run per pair at n/50 estimates the time of a full run; a
-    tool that would exceed --budget gets a second one at n/12.5, and n is cut
-    to fit the budget at the marginal cost per iteration between the two (so
-    a tool's fixed start-up cost does not cut its n).  Also finds the tools
+    A calibration run per pair at n/500 bounds the cost per iteration from
+    above (its fixed start-up cost included).  A tool that might exceed
+    --budget at the full n gets a second, larger run, and n is cut to fit
+    the budget at the marginal cost per iteration between the two, so that
+    a fixed start-up cost alone does not cut its n.  Also finds the tools
     that do not apply here (no sys.monitoring before 3.12).
     """
     sizes, not_applicable = {}, {}
-    small = max(args.n // 50, 1000)
+    small = max(args.n // 500, 1000)
     for workload in loop_workloads:
         for tool in tool_names:
             if tool == "none" or tool in not_applicable:
@@ -169,14 +170,18 @@ def size_runs(runner, args, tool_names, loop_workloads, log):
                 not_applicable[tool] = first["not_applicable"]
                 continue
             n = args.n
-            if first.get("seconds") and first["seconds"] / small * args.n > args.budget:
-                second = runner.run(tool, workload, 4 * small)
-                if second.get("seconds"):
-                    per_iteration = max(second["seconds"] - first["seconds"], 0) / (3.0 * small)
-                    if per_iteration * args.n > args.budget:
-                        n = _round_down(max(int(args.budget / per_iteration), small))
-                        log("  %s on %s: %.0f ns per iteration -> n = %d"
-                            % (tool, workload, per_iteration * 1e9, n))
+            upper = (first.get("seconds") or 0) / small  # seconds per iteration, at most
+            if upper * args.n > args.budget:
+                larger = min(10 * small, int(args.budget / upper))
+                per_iteration = upper
+                if larger >= 2 * small:
+                    second = runner.run(tool, workload, larger)
+                    if second.get("seconds"):
+                        per_iteration = max(second["seconds"] - first["seconds"], 0) / float(larger - small)
+                if per_iteration * args.n > args.budget:
+                    n = _round_down(max(int(args.budget / per_iteration), small))
+                    log("  %s on %s: %.0f ns per iteration -> n = %d"
+                        % (tool, workload, per_iteration * 1e9, n))
             sizes[(tool, workload)] = n
     return sizes, not_applicable
 
