@@ -14,6 +14,7 @@ import argparse
 import io
 import json
 import os
+import re
 
 import summary
 
@@ -154,17 +155,30 @@ def markdown(data, cells):
     return "\n".join(lines) + "\n"
 
 
-def update_readme(readme, md_text, png_name, results_dir):
+def update_readme(readme, md_text, png_name, results_dir, version):
+    """Put this interpreter's table and chart between the README's markers.
+
+    The marked part holds one block per interpreter version (a
+    ``<!-- results X.Y -->`` line starts each), in version order; a run
+    replaces its own version's block and leaves the others.
+    """
     with io.open(readme, encoding="utf-8") as f:
         text = f.read()
     if BEGIN not in text or END not in text:
         raise SystemExit("%s has no %s ... %s markers" % (readme, BEGIN, END))
-    rel = os.path.relpath(results_dir, os.path.dirname(os.path.abspath(readme)))
-    body = "%s\n%s\n![benchmark chart](%s/%s)\n%s" % (BEGIN, md_text, rel, png_name, END)
     head, rest = text.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
+    inside, tail = rest.split(END, 1)
+    parts = re.split(r"(?m)^<!-- results (\S+) -->\n", inside)[1:]  # version, block, ...
+    blocks = dict(zip(parts[0::2], parts[1::2]))
+    rel = os.path.relpath(results_dir, os.path.dirname(os.path.abspath(readme)))
+    blocks[version] = "%s\n![benchmark chart, CPython %s](%s/%s)\n\n" % (md_text, version, rel, png_name)
+
+    def order(v):
+        return [int(x) if x.isdigit() else x for x in v.split(".")]
+
+    body = "".join("<!-- results %s -->\n%s" % (v, blocks[v]) for v in sorted(blocks, key=order))
     with io.open(readme, "w", encoding="utf-8") as f:
-        f.write(head + body + tail)
+        f.write(head + BEGIN + "\n" + body + END + tail)
 
 
 def main():
@@ -188,7 +202,9 @@ def main():
         chart.render(data, cells, base + ".png")
         print("wrote %s.md and %s.png" % (base, base))
     if args.readme:
-        update_readme(args.readme, md_text, os.path.basename(base) + ".png", os.path.dirname(os.path.abspath(args.raw)))
+        version = ".".join(data["python"].split(".")[:2])
+        update_readme(args.readme, md_text, os.path.basename(base) + ".png",
+                      os.path.dirname(os.path.abspath(args.raw)), version)
         print("updated %s" % args.readme)
 
 

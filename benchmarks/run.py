@@ -1,15 +1,16 @@
 """Benchmark mempulse against the other memory profilers: one command.
 
-    python benchmarks/run.py                 # CPython 3.11 (pyenv), 5 rounds, ~15 min
+    python benchmarks/run.py                 # CPython 3.11 (pyenv), 5 rounds, ~20 min
     python benchmarks/run.py --python 3.13   # or a path to an interpreter
-    python benchmarks/run.py --quick         # a 2-minute end-to-end check of the harness
+    python benchmarks/run.py --quick         # a 2-3 minute end-to-end check of the harness
 
 Makes build/bench/venv-X.Y with mempulse's wheel built from this tree and
 the peers from PyPI (environment.py), counts the line events of the loop
 workloads, sizes each tool's loop runs to a time budget, then runs every
 workload under every tool (tools.py) in interleaved rounds, each run in a
 fresh process (measure.py).  Writes benchmarks/results/results-X.Y.{json,md,png}
-and, for a full run, puts the table and chart into README.md (report.py).
+and, for a full run, puts the table and chart into README.md (report.py)
+in place of the previous run's on the same interpreter version.
 Not a test: nothing in CI runs it.
 """
 from __future__ import print_function
@@ -183,6 +184,13 @@ def size_runs(runner, args, tool_names, loop_workloads, log):
                     log("  %s on %s: %.0f ns per iteration -> n = %d"
                         % (tool, workload, per_iteration * 1e9, n))
             sizes[(tool, workload)] = n
+    # One n per tool over all the loop workloads: the 2 GiB / 50 MiB ratio
+    # then compares runs of the same length.
+    for tool in tool_names:
+        fewest = min([sizes[(tool, w)] for w in loop_workloads if (tool, w) in sizes] or [args.n])
+        for w in loop_workloads:
+            if (tool, w) in sizes:
+                sizes[(tool, w)] = fewest
     return sizes, not_applicable
 
 
@@ -256,7 +264,7 @@ def main(argv=None):
         "versions": env.versions,
         "config": {"rounds": args.rounds, "n": args.n, "scale": args.scale, "budget": args.budget, "cap": args.cap,
                    "quick": args.quick, "seed": args.seed, "published": args.published,
-                   "command": "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)},
+                   "command": " ".join(["python benchmarks/run.py"] + (sys.argv[1:] if argv is None else argv))},
         "tools": [{"name": t.name, "label": t.label} for t in tools.TOOLS if t.name in args.tool_names],
         "workloads": [{"name": w.name, "title": w.title, "line_heavy": w.line_heavy, "resident": w.resident}
                       for w in workloads.WORKLOADS if w.name in args.workload_names],

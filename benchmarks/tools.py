@@ -4,7 +4,7 @@ Each adapter is ``adapter(function, args) -> (seconds, note)``.  The clock
 covers the tool's start, the workload, the tool's stop and the production of
 its result (mempulse's callback formats the table; memory_profiler formats
 its report; memray writes its capture file), nothing else: imports and
-``workloads.prepare`` happen before.  Only public APIs are used, so the
+making the workload's resident memory happen before.  Only public APIs are used, so the
 harness keeps working while the tools' internals change.
 
 scalene cannot be started from inside a process: run.py starts

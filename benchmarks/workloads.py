@@ -3,7 +3,7 @@
 Each workload is a plain function plus its arguments; the tool adapters
 (tools.py) wrap exactly that call and nothing else.  Resident memory that a
 workload needs *before* it starts (the 2 GiB process of workload (c)) is made
-by ``prepare`` outside the timed section.
+by ``make_resident`` outside the timed section.
 
 * ``numpy``: the original mempulse README's demo workload, traced at depth 1.
 * ``loop``: ``for i in range(n): s += i`` -- about two line events per
