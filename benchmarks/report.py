@@ -122,18 +122,23 @@ def markdown(data, cells):
         add("**(a) The original README's numpy workload** (lists, 300k uuid strings, a numpy CPU-bound loop, "
             "an 800 MB array reduced to a mean, gc, nested allocations), traced at depth 1:")
         add("")
-        add("| tool | time (s) | overhead |")
-        add("| --- | ---: | ---: |")
+        add("| tool | time (s) | overhead | overhead, lowest..highest round |")
+        add("| --- | ---: | ---: | ---: |")
         for tool in tools:
             cell = cells["numpy"][tool["name"]]
             text = _status_text(cell, tool["name"], "numpy", notes)
             if text is not None:
-                add("| %s | %s | |" % (tool["label"], text))
+                add("| %s | %s | | |" % (tool["label"], text))
                 continue
             extra = " " + notes.ref("%s on numpy: %s" % (tool["name"], cell.reason)) if cell.status == "partial" else ""
-            add("| %s | %.2f%s | %s |" % (tool["label"], cell.seconds, extra,
-                                          "-" if tool["name"] == "none" else _fmt_overhead(cell.overhead)))
+            spread = "-" if tool["name"] == "none" or cell.overhead_range is None else "%s..%s" % tuple(
+                _fmt_overhead(x) for x in cell.overhead_range)
+            add("| %s | %.2f%s | %s | %s |" % (tool["label"], cell.seconds, extra,
+                                               "-" if tool["name"] == "none" else _fmt_overhead(cell.overhead),
+                                               spread))
         add("")
+    add(_noise(data))
+    add("")
     ratios = summary.key_ratios(cells, data["python"])
     if ratios:
         add("**Against issue #3's targets** (ratios of the medians above):")
@@ -153,6 +158,20 @@ def markdown(data, cells):
         for i, text in enumerate(notes.items, 1):
             add("%d. %s" % (i, text.replace("|", "\\|")))
     return "\n".join(lines) + "\n"
+
+
+def _noise(data):
+    """How much the untraced runs of each workload varied between rounds."""
+    parts = []
+    for w in data["workloads"]:
+        times = [r["seconds"] for r in data["runs"]
+                 if r["workload"] == w["name"] and r["tool"] == "none" and r.get("seconds")]
+        if len(times) > 1:
+            parts.append("%s %.2f..%.2f s" % (w["title"].split(" ")[0], min(times), max(times)))
+    if not parts:
+        return "(One round: no measure of the noise between rounds.)"
+    return ("Noise: the untraced runs took %s across rounds (load average %s at the start); "
+            "a figure is only as good as that spread." % ("; ".join(parts), data["machine"].get("load_average")))
 
 
 def update_readme(readme, md_text, png_name, results_dir, version):

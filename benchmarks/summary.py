@@ -31,6 +31,7 @@ class Cell(object):
         self.seconds = self.overhead = self.ns_per_event = None
         self.n = self.events = None
         self.scaled = False
+        self.overhead_range = None  # (lowest, highest) over rounds
         self.rounds = 0
 
 
@@ -74,7 +75,9 @@ def _cell(tool, runs, base, workload, data):
     cell.events = good[0].get("events")
     cell.scaled = bool(workload["line_heavy"] and cell.events != full_events)
     if not workload["line_heavy"]:
-        cell.overhead = median([r["seconds"] / base[r["round"]]["seconds"] - 1 for r in good])
+        ratios = [r["seconds"] / base[r["round"]]["seconds"] - 1 for r in good]
+        cell.overhead = median(ratios)
+        cell.overhead_range = (min(ratios), max(ratios))
         return cell
     added = []
     overhead = []
