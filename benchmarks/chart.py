@@ -17,7 +17,7 @@ def render(data, cells, path):
     loops = [w for w in data["workloads"] if w["line_heavy"]]
     has_numpy = any(w["name"] == "numpy" for w in data["workloads"])
     panels = [p for p in (loops and "loops", has_numpy and "numpy") if p]
-    fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 0.55 * len(tools) + 2.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 0.55 * len(tools) + 3.0), squeeze=False)
     labels = [t["label"] for t in tools]
     for ax, panel in zip(axes[0], panels):
         if panel == "loops":
@@ -58,9 +58,9 @@ def _loops(ax, tools, loops, cells, rss):
                 ax.text(v * 1.08, y, "%.0f" % v, va="center", fontsize=7)
     _mark_missing(ax, tools, [cells[loops[0]["name"]][t["name"]] for t in tools])
     ax.set_xscale("log")
-    ax.set_xlabel("ns added per line event (log scale; <1 ns shown as 1; no bar: n/a or failed)")
+    ax.set_xlabel("ns added per line event (log scale; under 1 ns: bar at 1)")
     ax.set_title("line-heavy loop")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1, frameon=False)
 
 
 def _numpy(ax, tools, cells):
@@ -68,14 +68,14 @@ def _numpy(ax, tools, cells):
     for t in tools:
         cell = cells["numpy"][t["name"]]
         values.append(cell.overhead * 100 if cell.status in ("ok", "partial") and cell.overhead is not None else None)
-    shown = [max(v, 0.1) if v is not None else 0 for v in values]
+    shown = [max(v, 1.0) if v is not None else 0 for v in values]
     _mark_missing(ax, tools, [cells["numpy"][t["name"]] for t in tools])
     ax.barh(range(len(tools)), shown, color="#8172b2")
     for i, v in enumerate(values):
         if v is not None:
-            ax.text(max(v, 0.1) * 1.08, i, "%+.0f%%" % v if abs(v) >= 10 else "%+.1f%%" % v, va="center", fontsize=8)
+            ax.text(max(v, 1.0) * 1.08, i, "%+.0f%%" % v if abs(v) >= 10 else "%+.1f%%" % v, va="center", fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlabel("overhead over untraced, % (log scale; <0.1% shown as 0.1%)")
+    ax.set_xlabel("overhead, % (log scale; under 1% or negative: bar at 1%)")
     ax.set_title("(a) original README numpy workload, depth 1")
 
 
