@@ -75,6 +75,29 @@ psutil_spec() {
     esac
 }
 
+# Optional packages some tests need (pytest-xdist for the pytest plugin,
+# IPython for the magic); versions capped to the last release that installs
+# and runs on each interpreter.  When one cannot be installed, the tests
+# needing it skip with a reason.
+xdist_spec() {
+    case $1 in
+        2.7) echo "pytest-xdist<2" ;;    # 1.34: the last for pytest 4.6 / Python 2
+        3.6) echo "pytest-xdist<3" ;;    # 2.5: the last for Python 3.6
+        *) echo "pytest-xdist" ;;
+    esac
+}
+ipython_spec() {
+    case $1 in
+        2.7) echo "ipython<6" ;;         # 5.x: the last for Python 2
+        3.6) echo "ipython<7.17" ;;      # 7.16: the last for Python 3.6
+        3.7) echo "ipython<7.35" ;;      # 7.34: the last for Python 3.7
+        3.8) echo "ipython<8.13" ;;      # 8.12: the last for Python 3.8
+        3.9|pypy3) echo "ipython<8.19" ;;  # 8.18: the last for Python 3.9
+        3.10) echo "ipython<8.38" ;;     # IPython 9 needs Python 3.11
+        *) echo "ipython" ;;
+    esac
+}
+
 rm -rf "$LOGS"
 mkdir -p "$VENVS" "$LOGS" "$DIST"
 
@@ -146,8 +169,15 @@ run_one() {    # run_one NAME ; sets RESULT[NAME]
         "$dir/bin/python" -m pip uninstall -y psutil >> "$setup_log" 2>&1 || true
         nopsutil=" (WITHOUT psutil)"
     fi
+    local optional spec
+    for optional in xdist ipython; do
+        spec=$("${optional}_spec" "$name")
+        if ! "$dir/bin/python" -m pip install "$spec" >> "$setup_log" 2>&1; then
+            log "WARNING: $spec could not be installed for $name; the tests needing it skip"
+        fi
+    done
     log "$name: venv ready in $((SECONDS - start))s: $("$dir/bin/python" -m pip list --format=freeze 2> /dev/null \
-        | grep -iE '^(pip|pytest|psutil|cffi)==' | tr '\n' ' ')"
+        | grep -iE '^(pip|pytest|psutil|cffi|pytest-xdist|ipython)==' | tr '\n' ' ')"
     # (run_one is called as "run_one ... || FAILED=1", so errexit is off in here
     # and every failure is handled explicitly.)
     # shellcheck disable=SC2086
