@@ -4,8 +4,8 @@ Each run is a fresh ``python -m pytest`` in a temporary directory that
 finds the plugin through its ``pytest11`` entry point in the installed
 wheel, and allocates real memory.
 """
+import platform
 import re
-import sys
 
 import pytest
 
@@ -80,11 +80,12 @@ def run(tester, *args):
 
 def outcomes(result):
     """{"passed": n, ...} from the summary line, with pytest 4.6's names normalized."""
-    counts = result.parseoutcomes()
-    for old, new in (("error", "errors"), ("warning", "warnings")):
-        if old in counts:
-            counts[new] = counts.pop(old)
-    counts.pop("warnings", None)
+    counts = {}
+    for name, count in result.parseoutcomes().items():
+        name = {"error": "errors"}.get(name, name)
+        # (pytest 4.6 also parses "in 0.45 seconds" as 45 "seconds")
+        if name in ("passed", "failed", "errors", "skipped", "xfailed", "xpassed"):
+            counts[str(name)] = count
     return counts
 
 
@@ -125,9 +126,11 @@ def test_limit_memory_fails_tests_over_the_limit_and_names_the_lines(tester):
     assert 48 * MB < int(first[-1].replace(",", "")) < 60 * MB
 
     spikes = out[out.index("mempulse: test_spikes exceeded"):]
-    # Only the peak went over: the blob was freed before the test returned.
-    assert re.search(r"memory growth \(USS increase over the test\): .* within the limit 10\.0 MB",
-                     spikes), spikes
+    if platform.python_implementation() == "CPython":
+        # Only the peak went over: the blob was freed before the test
+        # returned (PyPy frees it at some later collection).
+        assert re.search(r"memory growth \(USS increase over the test\): .* within the limit 10\.0 MB",
+                         spikes), spikes
     assert re.search(r"peak \(highest RSS reached above where the test started\): "
                      r"([\d.]+) MB \([\d,]+ bytes\) EXCEEDED the limit 10\.0 MB", spikes), spikes
     spike_row = "test_limits.py:%d" % line_in(LIMITS, "spike line")
@@ -243,11 +246,13 @@ def check_tables(out, depth):
     assert int(one[0][-1].replace(",", "")) > 15 * MB  # the 20 MB line
     others = [r[:2] for r in one if r[1] != "test_one"]
     # No pytest or pluggy frame took a level: depth 1 is the test's own
-    # lines, depth 2 adds the helper it calls.
+    # lines, depth 2 adds the helper it calls (and, on PyPy, the weakref
+    # callbacks its garbage collector happens to run inside the test).
     if depth == 1:
         assert others == [], one
     else:
-        assert others == [["test_table.py:%d" % line_in(TABLE, "helper line"), "helper"]], one
+        assert ["test_table.py:%d" % line_in(TABLE, "helper line"), "helper"] in others, one
+        assert not [r for r in others if "pytest" in r[0] or "pluggy" in r[0]], one
     two = table_rows(out, "test_table.py::TestGroup::test_two")
     assert two[0][:2] == ["test_table.py:%d" % line_in(TABLE, "two line"), "test_two"], two
 
