@@ -4,6 +4,8 @@ Load with ``%load_ext mempulse``; both print the line-by-line table of the
 code they run (the statement or the cell body is level 1).
 """
 import __future__
+import itertools
+import linecache
 import re
 import sys
 
@@ -15,6 +17,8 @@ from mempulse._report import format_trace_result
 # Only these leading options are read; whatever follows is the code, so a
 # statement may itself contain dashes.
 _DEPTH = re.compile(r"\s*(?:-d|--depth)(?=[\s=\d]|$)\s*=?\s*(\S*)(.*)$", re.DOTALL)
+
+_counter = itertools.count(1)
 
 # __future__ statements of the session (Python 2's division, say) apply to
 # the magic's code too, as they do to the cells.
@@ -35,12 +39,18 @@ def _parse(line):
     return depth, code
 
 
-def _compile(shell, source, mode):
-    name = "<mempulse>"
-    cache = getattr(shell.compile, "cache", None)
-    if cache is not None:
-        # Registered with linecache, so tracebacks show the code's lines.
-        name = cache(source, shell.execution_count)
+def _register(source):
+    """A name of its own for the code ("<mempulse-3>"), known to linecache.
+
+    So tracebacks show the code's lines, and the table tells it from cells.
+    """
+    name = "<mempulse-%d>" % next(_counter)
+    lines = [line + "\n" for line in source.splitlines()]
+    linecache.cache[name] = (len(source), None, lines, name)  # mtime None: kept
+    return name
+
+
+def _compile(shell, source, name, mode):
     flags = getattr(shell.compile, "flags", 0) & _FUTURE_FLAGS
     return compile(source, name, mode, flags, True)
 
@@ -58,14 +68,16 @@ def _run(shell, line, cell):
     else:
         if not code.strip():
             raise UsageError("%mempulse needs a statement, e.g. %mempulse data = load()")
-        source = code.strip()
-        try:
-            mode = "eval"  # an expression's value is the magic's result, as for %time
-            compiled = _compile(shell, source, mode)
-        except SyntaxError:
-            mode = None
-    if mode != "eval":
-        compiled = _compile(shell, source, "exec")
+        source, mode = code.strip(), "eval"
+    name = _register(source)
+    try:
+        # An expression's value is the line magic's result, as for %time.
+        compiled = _compile(shell, source, name, mode)
+    except SyntaxError:
+        if mode != "eval":
+            raise
+        mode = "exec"
+        compiled = _compile(shell, source, name, mode)
     tracer = tracer_for_call(_write_table, depth)
     if tracer is None:
         raise UsageError("%mempulse: a mempulse tracer is already active on this thread")

@@ -28,6 +28,7 @@ def shell(tmp_path_factory):
     os.environ["IPYTHONDIR"] = str(tmp_path_factory.mktemp("ipython"))
     try:
         ip = InteractiveShell.instance(config=config)
+        ip.run_line_magic("colors", "nocolor")  # plain tracebacks to read
         result = ip.run_cell("%load_ext mempulse")
         assert result.success, result
         ip.user_ns["touched"] = touched
@@ -47,6 +48,8 @@ def rows(text):
     assert len(start) == 1, text
     found = []
     for line in lines[start[0] + 2:]:
+        if not line.strip("-"):
+            break  # a traceback's rule below the table
         match = ROW.match(line)
         assert match, line
         increment = 0 if match.group(4) == "0" else int(match.group(4).replace(",", ""))
@@ -60,7 +63,7 @@ def test_line_magic_prints_the_table_and_assigns(shell, capsys):
     assert len(table) == 1, table
     filename, lineno, function, increment = table[0]
     assert (lineno, function) == (1, "<module>")
-    assert filename.startswith("<"), filename  # IPython's name for input code
+    assert re.match(r"<mempulse-\d+>$", filename), filename  # the magic's code, not a file
     assert 31 * MiB < increment < 40 * MiB, table
     # The statement ran in the user namespace.
     assert len(shell.user_ns["blob"]) == 32 * MiB
@@ -115,6 +118,10 @@ def test_exception_propagates_and_tracing_stops(shell, capsys):
     assert isinstance(result.error_in_exec, KeyError)
     assert shell.user_ns["ok"] == 1
     assert sys.gettrace() is None
+    out = capsys.readouterr().out
+    assert [r[1:3] for r in rows(out[:out.index("KeyError")])] == [(1, "<module>"), (2, "<module>")]
+    # The traceback quotes the failing line of the magic's code.
+    assert "raise KeyError('boom')" in out[out.index("KeyError"):], out
 
 
 @pytest.mark.parametrize(
