@@ -4,8 +4,10 @@ Each run is a fresh ``python -m pytest`` in a temporary directory that
 finds the plugin through its ``pytest11`` entry point in the installed
 wheel, and allocates real memory.
 """
+import os
 import platform
 import re
+import sys
 
 import pytest
 
@@ -19,6 +21,13 @@ try:
     HAVE_XDIST = True
 except ImportError:
     HAVE_XDIST = False
+
+try:
+    import psutil  # noqa: F401
+
+    HAVE_PSUTIL = True
+except ImportError:
+    HAVE_PSUTIL = False
 
 needs_xdist = pytest.mark.skipif(not HAVE_XDIST, reason="pytest-xdist is not installed")
 
@@ -357,3 +366,45 @@ def test_bad_depth_is_a_usage_error(tester):
     result = run(tester, "--mempulse", "--mempulse-depth", "0")
     assert result.ret == 4  # pytest's usage error
     result.stderr.fnmatch_lines(["*--mempulse-depth must be 1 or more, got 0*"])
+
+
+def can_hide_smaps_rollup():
+    """Whether this process may run a command with /proc/self/smaps_rollup hidden."""
+    import subprocess
+
+    if not sys.platform.startswith("linux") or not os.path.exists("/proc/self/smaps_rollup"):
+        return False
+    try:
+        with open(os.devnull, "w") as devnull:
+            return subprocess.call(HIDE_ROLLUP + ["true"], stdout=devnull, stderr=devnull) == 0
+    except OSError:
+        return False
+
+
+# A private mount namespace (root only) where /dev/null covers the shell's
+# smaps_rollup; the shell then execs the command, which keeps its pid, so the
+# command's /proc/self/smaps_rollup is empty and the C sampler cannot work.
+HIDE_ROLLUP = ["unshare", "-m", "sh", "-c", 'mount --bind /dev/null /proc/$$/smaps_rollup && exec "$@"', "sh"]
+
+
+@pytest.mark.skipif(not HAVE_PSUTIL, reason="psutil is not installed")
+@pytest.mark.skipif(not can_hide_smaps_rollup(), reason="needs root and unshare to hide /proc/self/smaps_rollup")
+def test_falls_back_to_psutil_where_proc_is_unusable(tester):
+    tester.makepyfile(
+        test_limits=LIMITS,
+        test_sampler="""
+        import mempulse
+        from mempulse._profile import _default_tracer_class
+
+        def test_the_c_sampler_is_unusable_here():
+            assert _default_tracer_class() is mempulse.MemoryUsageTracer
+        """,
+    )
+    result = tester.run(*HIDE_ROLLUP + [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--mempulse"])
+    out = result.stdout.str()
+    assert outcomes(result) == {"passed": 3, "failed": 2}, out
+    grows = out[out.index("mempulse: test_grows exceeded"):]
+    assert "EXCEEDED the limit 10.0 MB" in grows
+    assert "test_limits.py:%d " % line_in(LIMITS, "grows line") in grows
+    within = table_rows(out, "test_limits.py::test_within")
+    assert within[0][0] == "test_limits.py:%d" % line_in(LIMITS, "within line")
