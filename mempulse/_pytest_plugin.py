@@ -14,6 +14,8 @@ The test function is called from a wrapper in this module: mempulse's own
 frames are transparent to the tracer, so the test's own lines are level 1
 and pytest's and pluggy's frames take no level.
 """
+import inspect
+
 import pytest
 
 MARKER = "limit_memory"
@@ -96,7 +98,6 @@ def _untraceable(item):
         # unittest methods and doctests do not go through pytest_pyfunc_call.
         return "%s is not a plain pytest test function" % type(item).__name__
     from mempulse._profile import _is_async
-    import inspect
 
     func = item.obj
     if _is_async(func) or inspect.isgeneratorfunction(func):
@@ -106,7 +107,6 @@ def _untraceable(item):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    item._mempulse_plan = None
     try:
         limit = _limit_of(item)
     except (TypeError, ValueError) as e:
@@ -134,7 +134,7 @@ def pytest_pyfunc_call(pyfuncitem):
         yield
     finally:
         pyfuncitem.obj = original
-        pyfuncitem._mempulse_plan = None
+        del pyfuncitem._mempulse_plan
 
 
 class _Plan(object):
