@@ -56,7 +56,8 @@ def pytest_configure(config):
     depth = config.getoption("mempulse_depth")
     if depth < 1:
         raise pytest.UsageError("--mempulse-depth must be 1 or more, got %d" % depth)
-    if config.getoption("mempulse"):
+    worker = hasattr(config, "workerinput") or hasattr(config, "slaveinput")  # pytest-xdist
+    if config.getoption("mempulse") and not worker:
         config.pluginmanager.register(_Summary(config), "mempulse-summary")
 
 
