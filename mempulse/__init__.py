@@ -19,11 +19,27 @@ from mempulse._tracer import MemoryUsageTracer, cMemoryUsageTracer
 
 __version__ = "0.1.0"
 
+
+def load_ipython_extension(ipython):
+    """``%load_ext mempulse``: adds the ``%mempulse`` and ``%%mempulse`` magics.
+
+    In IPython or Jupyter::
+
+        %load_ext mempulse
+        %mempulse data = [b"x" * 4096 for _ in range(10000)]
+    """
+    # Imported here: importing mempulse must not import IPython.
+    from mempulse._ipython import load_ipython_extension as load
+
+    load(ipython)
+
+
 __all__ = [
     "MemoryUsageTracer",
     "TraceRecord",
     "TraceResult",
     "cMemoryUsageTracer",
     "format_trace_result",
+    "load_ipython_extension",
     "profile",
 ]

@@ -75,9 +75,30 @@ psutil_spec() {
     esac
 }
 
-# Packages some tests need (they skip without them): coverage.py for the
-# sys.monitoring coexistence tests, which run on 3.12+ only.
-extras_spec() {
+# Optional packages some tests need (pytest-xdist for the pytest plugin,
+# IPython for the magic, coverage.py for the sys.monitoring coexistence
+# tests, which run on 3.12+ only); versions capped to the last release that installs
+# and runs on each interpreter.  When one cannot be installed, the tests
+# needing it skip with a reason.
+xdist_spec() {
+    case $1 in
+        2.7) echo "pytest-xdist<2" ;;    # 1.34: the last for pytest 4.6 / Python 2
+        3.6) echo "pytest-xdist<3" ;;    # 2.5: the last for Python 3.6
+        *) echo "pytest-xdist" ;;
+    esac
+}
+ipython_spec() {
+    case $1 in
+        2.7) echo "ipython<6" ;;         # 5.x: the last for Python 2
+        3.6) echo "ipython<7.17" ;;      # 7.16: the last for Python 3.6
+        3.7) echo "ipython<7.35" ;;      # 7.34: the last for Python 3.7
+        3.8) echo "ipython<8.13" ;;      # 8.12: the last for Python 3.8
+        3.9|pypy3) echo "ipython<8.19" ;;  # 8.18: the last for Python 3.9
+        3.10) echo "ipython<8.38" ;;     # IPython 9 needs Python 3.11
+        *) echo "ipython" ;;
+    esac
+}
+coverage_spec() {
     case $1 in
         3.12|3.13) echo "coverage" ;;
     esac
@@ -140,7 +161,7 @@ run_one() {    # run_one NAME ; sets RESULT[NAME]
     if ! {
         make_venv "$name" "$py" "$dir" &&
         "$dir/bin/python" -m pip install --upgrade "$(pip_spec "$name")" &&
-        "$dir/bin/python" -m pip install "$WHEEL" "$(pytest_spec "$name")" $(extras_spec "$name")
+        "$dir/bin/python" -m pip install "$WHEEL" "$(pytest_spec "$name")"
     } > "$setup_log" 2>&1; then
         grep -v "is ignored: it is neither a file nor a directory" "$setup_log" | tail -40
         RESULT[$name]="FAIL  venv setup failed (log: $setup_log)"
@@ -154,8 +175,16 @@ run_one() {    # run_one NAME ; sets RESULT[NAME]
         "$dir/bin/python" -m pip uninstall -y psutil >> "$setup_log" 2>&1 || true
         nopsutil=" (WITHOUT psutil)"
     fi
+    local optional spec
+    for optional in xdist ipython coverage; do
+        spec=$("${optional}_spec" "$name")
+        [ -n "$spec" ] || continue
+        if ! "$dir/bin/python" -m pip install "$spec" >> "$setup_log" 2>&1; then
+            log "WARNING: $spec could not be installed for $name; the tests needing it skip"
+        fi
+    done
     log "$name: venv ready in $((SECONDS - start))s: $("$dir/bin/python" -m pip list --format=freeze 2> /dev/null \
-        | grep -iE '^(pip|pytest|psutil|cffi|coverage)==' | tr '\n' ' ')"
+        | grep -iE '^(pip|pytest|psutil|cffi|pytest-xdist|ipython|coverage)==' | tr '\n' ' ')"
     # (run_one is called as "run_one ... || FAILED=1", so errexit is off in here
     # and every failure is handled explicitly.)
     # shellcheck disable=SC2086

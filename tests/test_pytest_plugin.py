@@ -1,0 +1,410 @@
+"""The pytest plugin, run for real: pytest subprocesses over generated test files.
+
+Each run is a fresh ``python -m pytest`` in a temporary directory that
+finds the plugin through its ``pytest11`` entry point in the installed
+wheel, and allocates real memory.
+"""
+import os
+import platform
+import re
+import sys
+
+import pytest
+
+pytest_plugins = "pytester"
+
+MB = 1000 * 1000
+
+try:
+    import xdist  # noqa: F401
+
+    HAVE_XDIST = True
+except ImportError:
+    HAVE_XDIST = False
+
+try:
+    import psutil  # noqa: F401
+
+    HAVE_PSUTIL = True
+except ImportError:
+    HAVE_PSUTIL = False
+
+needs_xdist = pytest.mark.skipif(not HAVE_XDIST, reason="pytest-xdist is not installed")
+
+# Tests allocating memory the limit must notice.  GROWS keeps its 50 MB past
+# the test (USS grows), SPIKES frees it before returning (only the peak).
+LIMITS = """
+import pytest
+
+MB = 1000 * 1000
+KEEP = []
+
+
+def helper(n):
+    return b"h" * n  # helper line
+
+
+@pytest.mark.limit_memory("10 MB")
+def test_grows():
+    small = [0] * 10
+    KEEP.append(b"x" * (50 * MB))  # grows line
+    assert small
+
+
+@pytest.mark.limit_memory("10 MB")
+def test_spikes():
+    blob = b"y" * (50 * MB)  # spike line
+    del blob
+
+
+@pytest.mark.limit_memory("200 MB")
+def test_within():
+    blob = helper(50 * MB)  # within line
+    assert len(blob) == 50 * MB
+
+
+def test_unmarked():
+    blob = b"z" * (50 * MB)
+    assert blob
+"""
+
+
+def line_in(source, marker):
+    """1-based number of the line of ``source`` ending with ``# <marker>``."""
+    for number, text in enumerate(source.split("\n"), 0):
+        if text.rstrip().endswith("# " + marker):
+            return number
+    raise LookupError(marker)
+
+
+@pytest.fixture
+def tester(request):
+    # pytest 6.2+ has the pytester fixture; pytest 4.6 (Python 2.7) has testdir.
+    return request.getfixturevalue("pytester" if hasattr(pytest, "Pytester") else "testdir")
+
+
+def run(tester, *args):
+    return tester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+
+
+def outcomes(result):
+    """{"passed": n, ...} from the summary line, with pytest 4.6's names normalized."""
+    counts = {}
+    for name, count in result.parseoutcomes().items():
+        name = {"error": "errors"}.get(name, name)
+        # (pytest 4.6 also parses "in 0.45 seconds" as 45 "seconds")
+        if name in ("passed", "failed", "errors", "skipped", "xfailed", "xpassed"):
+            counts[str(name)] = count
+    return counts
+
+
+def test_plugin_is_registered_through_the_entry_point(tester):
+    result = run(tester, "--help")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*--mempulse *", "*--mempulse-depth=N*"])
+    markers = run(tester, "--markers")
+    markers.stdout.fnmatch_lines(["@pytest.mark.limit_memory(size):*"])
+
+
+def test_limit_memory_fails_tests_over_the_limit_and_names_the_lines(tester):
+    tester.makepyfile(test_limits=LIMITS)
+    result = run(tester, "-v")
+    assert outcomes(result) == {"passed": 2, "failed": 2}, result.stdout.str()
+    result.stdout.fnmatch_lines(["*::test_within PASSED*", "*::test_unmarked PASSED*"])
+    out = result.stdout.str()
+
+    grows = out[out.index("mempulse: test_grows exceeded"):]
+    grows = grows[:grows.index("\n_")] if "\n_" in grows else grows
+    assert "exceeded limit_memory('10 MB')" in grows
+    # Both measures went over: the 50 MB is still held after the test.
+    match = re.search(
+        r"memory growth \(USS increase over the test\): ([\d.]+) MB \(([\d,]+) bytes\) "
+        r"EXCEEDED the limit 10\.0 MB \(10,000,000 bytes\)",
+        grows,
+    )
+    assert match, grows
+    assert 48 * MB < int(match.group(2).replace(",", "")) < 60 * MB
+    assert re.search(r"peak \(highest RSS reached above where the test started\): "
+                     r"[\d.]+ MB \([\d,]+ bytes\) EXCEEDED the limit 10\.0 MB", grows), grows
+    # The line that grew is the first row of the table, with about +50 MB.
+    rows = grows[grows.index("lines that grew most:"):].split("\n")
+    assert rows[1].startswith("Callsite"), rows
+    first = rows[3].split()
+    assert first[0] == "test_limits.py:%d" % line_in(LIMITS, "grows line"), rows
+    assert first[1] == "test_grows"
+    assert 48 * MB < int(first[-1].replace(",", "")) < 60 * MB
+
+    spikes = out[out.index("mempulse: test_spikes exceeded"):]
+    if platform.python_implementation() == "CPython":
+        # Only the peak went over: the blob was freed before the test
+        # returned (PyPy frees it at some later collection).
+        assert re.search(r"memory growth \(USS increase over the test\): .* within the limit 10\.0 MB",
+                         spikes), spikes
+    assert re.search(r"peak \(highest RSS reached above where the test started\): "
+                     r"([\d.]+) MB \([\d,]+ bytes\) EXCEEDED the limit 10\.0 MB", spikes), spikes
+    spike_row = "test_limits.py:%d" % line_in(LIMITS, "spike line")
+    assert spike_row + " " in spikes[spikes.index("lines that grew most:"):]
+
+
+def test_an_earlier_peak_of_the_process_does_not_count(tester):
+    # The first test takes the process's RSS 200 MB higher and gives it
+    # back; the marked test after it allocates nothing much.
+    tester.makepyfile(
+        test_peaks="""
+        import pytest
+
+        def test_a_big_one():
+            blob = b"x" * (200 * 1000 * 1000)
+            del blob
+
+        @pytest.mark.limit_memory("20 MB")
+        def test_small_after_it():
+            small = [0] * 1000
+            assert len(small) == 1000
+        """
+    )
+    result = run(tester)
+    assert outcomes(result) == {"passed": 2}, result.stdout.str()
+
+
+def test_without_marker_or_option_outcomes_are_unchanged(tester):
+    tester.makepyfile(
+        test_outcomes="""
+        import sys
+        import pytest
+
+        @pytest.fixture
+        def broken():
+            raise RuntimeError("fixture fails")
+
+        def test_pass():
+            # Nothing traces a test that did not ask for it.
+            assert sys.gettrace() is None
+
+        def test_fail():
+            assert 1 == 2
+
+        def test_error(broken):
+            pass
+
+        @pytest.mark.skip(reason="skipped")
+        def test_skip():
+            pass
+
+        @pytest.mark.xfail(reason="expected")
+        def test_xfail():
+            assert False
+
+        def test_allocates():
+            blob = b"x" * (30 * 1000 * 1000)
+            assert len(blob) == 30 * 1000 * 1000
+        """
+    )
+    expected = {"passed": 2, "failed": 1, "errors": 1, "skipped": 1, "xfailed": 1}
+    with_plugin = run(tester)
+    without_plugin = run(tester, "-p", "no:mempulse")
+    assert outcomes(with_plugin) == expected, with_plugin.stdout.str()
+    assert outcomes(without_plugin) == expected, without_plugin.stdout.str()
+    out = with_plugin.stdout.str()
+    assert "Captured mempulse" not in out and "mempulse: memory by line" not in out, out
+
+
+TABLE = """
+MB = 1000 * 1000
+
+
+def helper(n):
+    return b"h" * n  # helper line
+
+
+def test_one():
+    data = b"a" * (20 * MB)  # one line
+    more = helper(10 * MB)  # calls helper
+    assert data and more
+
+
+class TestGroup(object):
+    def test_two(self):
+        values = list(range(1000))  # two line
+        assert values
+"""
+
+
+def table_rows(out, nodeid):
+    """The rows (split on whitespace) printed under ``nodeid`` in the summary."""
+    lines = out.split("\n")
+    start = lines.index(nodeid)
+    assert lines[start + 1].split()[0] == "Callsite", lines[start:start + 3]
+    rows = []
+    for line in lines[start + 3:]:
+        if not line.startswith("    ") or not line.strip():
+            break
+        rows.append(line.split())
+    return rows
+
+
+def check_tables(out, depth):
+    assert "mempulse: memory by line (depth %d)" % depth in out, out
+    one = table_rows(out, "test_table.py::test_one")
+    own = [r[0] for r in one if r[1] == "test_one"]
+    assert own == [
+        "test_table.py:%d" % line_in(TABLE, "one line"),
+        "test_table.py:%d" % line_in(TABLE, "calls helper"),
+        "test_table.py:%d" % (line_in(TABLE, "calls helper") + 1),
+    ], one
+    assert int(one[0][-1].replace(",", "")) > 15 * MB  # the 20 MB line
+    others = [r[:2] for r in one if r[1] != "test_one"]
+    # No pytest or pluggy frame took a level: depth 1 is the test's own
+    # lines, depth 2 adds the helper it calls (and, on PyPy, the weakref
+    # callbacks its garbage collector happens to run inside the test).
+    if depth == 1:
+        assert others == [], one
+    else:
+        assert ["test_table.py:%d" % line_in(TABLE, "helper line"), "helper"] in others, one
+        assert not [r for r in others if "pytest" in r[0] or "pluggy" in r[0]], one
+    two = table_rows(out, "test_table.py::TestGroup::test_two")
+    assert two[0][:2] == ["test_table.py:%d" % line_in(TABLE, "two line"), "test_two"], two
+
+
+def test_option_prints_a_table_per_test(tester):
+    tester.makepyfile(test_table=TABLE)
+    result = run(tester, "--mempulse")
+    assert outcomes(result) == {"passed": 2}, result.stdout.str()
+    check_tables(result.stdout.str(), depth=1)
+
+
+def test_depth_option_goes_into_called_functions(tester):
+    tester.makepyfile(test_table=TABLE)
+    result = run(tester, "--mempulse", "--mempulse-depth", "2")
+    assert outcomes(result) == {"passed": 2}, result.stdout.str()
+    check_tables(result.stdout.str(), depth=2)
+
+
+def test_table_of_a_failing_test_is_printed_too(tester):
+    tester.makepyfile(
+        test_fails="""
+        def test_fails():
+            data = [0] * 1000  # before the failure
+            assert len(data) == 1
+        """
+    )
+    result = run(tester, "--mempulse")
+    assert outcomes(result) == {"failed": 1}
+    rows = table_rows(result.stdout.str(), "test_fails.py::test_fails")
+    assert [r[0] for r in rows] == ["test_fails.py:2", "test_fails.py:3"]
+    # The failure report carries the table as a section as well.
+    result.stdout.fnmatch_lines(["*Captured mempulse call*"])
+
+
+@needs_xdist
+def test_option_and_marker_with_xdist_workers(tester):
+    tester.makepyfile(test_table=TABLE, test_limits=LIMITS)
+    result = run(tester, "-n", "2", "--mempulse")
+    out = result.stdout.str()
+    assert outcomes(result) == {"passed": 4, "failed": 2}, out
+    assert "gw1" in out or "2 workers" in out, out  # xdist did run workers
+    check_tables(out, depth=1)
+    grows = out[out.index("mempulse: test_grows exceeded"):]
+    assert "EXCEEDED the limit 10.0 MB" in grows
+    assert "test_limits.py:%d " % line_in(LIMITS, "grows line") in grows
+    within = table_rows(out, "test_limits.py::test_within")
+    assert within[0][0] == "test_limits.py:%d" % line_in(LIMITS, "within line")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ('"ten MB"', "cannot read 'ten MB' as a size: write a number and a unit, e.g. '100 MB'"),
+        ('"10 XB"', "cannot read '10 XB' as a size"),
+        ("-5", "a size cannot be negative, got -5"),
+        ("True", "a size must be a string like '100 MB' or an int number of bytes, got True"),
+        ("", "takes one size, e.g. @pytest.mark.limit_memory('100 MB'); got limit_memory()"),
+        ('"1 MB", "2 MB"', "takes one size, e.g. *; got limit_memory('1 MB', '2 MB')"),
+        ('size="1 MB"', "takes one size, e.g. *; got limit_memory(size='1 MB')"),
+    ],
+)
+def test_bad_limit_is_an_error_of_that_test(tester, args, message):
+    tester.makepyfile(
+        test_bad="""
+        import pytest
+
+        @pytest.mark.limit_memory(%s)
+        def test_bad():
+            pass
+
+        def test_good():
+            pass
+        """
+        % args
+    )
+    result = run(tester)
+    assert outcomes(result) == {"passed": 1, "errors": 1}, result.stdout.str()
+    result.stdout.fnmatch_lines(["*mempulse: bad limit_memory marker on test_bad: " + message + "*"])
+
+
+def test_limit_on_a_unittest_method_is_an_error(tester):
+    tester.makepyfile(
+        test_case="""
+        import unittest
+        import pytest
+
+        class Case(unittest.TestCase):
+            @pytest.mark.limit_memory("10 MB")
+            def test_method(self):
+                pass
+        """
+    )
+    result = run(tester)
+    assert outcomes(result) == {"errors": 1}, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        ["*limit_memory cannot measure test_method: TestCaseFunction is not a plain pytest test function*"]
+    )
+
+
+def test_bad_depth_is_a_usage_error(tester):
+    tester.makepyfile("def test_x():\n    pass\n")
+    result = run(tester, "--mempulse", "--mempulse-depth", "0")
+    assert result.ret == 4  # pytest's usage error
+    result.stderr.fnmatch_lines(["*--mempulse-depth must be 1 or more, got 0*"])
+
+
+def can_hide_smaps_rollup():
+    """Whether this process may run a command with /proc/self/smaps_rollup hidden."""
+    import subprocess
+
+    if not sys.platform.startswith("linux") or not os.path.exists("/proc/self/smaps_rollup"):
+        return False
+    try:
+        with open(os.devnull, "w") as devnull:
+            return subprocess.call(HIDE_ROLLUP + ["true"], stdout=devnull, stderr=devnull) == 0
+    except OSError:
+        return False
+
+
+# A private mount namespace (root only) where /dev/null covers the shell's
+# smaps_rollup; the shell then execs the command, which keeps its pid, so the
+# command's /proc/self/smaps_rollup is empty and the C sampler cannot work.
+HIDE_ROLLUP = ["unshare", "-m", "sh", "-c", 'mount --bind /dev/null /proc/$$/smaps_rollup && exec "$@"', "sh"]
+
+
+@pytest.mark.skipif(not HAVE_PSUTIL, reason="psutil is not installed")
+@pytest.mark.skipif(not can_hide_smaps_rollup(), reason="needs root and unshare to hide /proc/self/smaps_rollup")
+def test_falls_back_to_psutil_where_proc_is_unusable(tester):
+    tester.makepyfile(
+        test_limits=LIMITS,
+        test_sampler="""
+        import mempulse
+        from mempulse._profile import _default_tracer_class
+
+        def test_the_c_sampler_is_unusable_here():
+            assert _default_tracer_class() is mempulse.MemoryUsageTracer
+        """,
+    )
+    result = tester.run(*HIDE_ROLLUP + [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--mempulse"])
+    out = result.stdout.str()
+    assert outcomes(result) == {"passed": 3, "failed": 2}, out
+    grows = out[out.index("mempulse: test_grows exceeded"):]
+    assert "EXCEEDED the limit 10.0 MB" in grows
+    assert "test_limits.py:%d " % line_in(LIMITS, "grows line") in grows
+    within = table_rows(out, "test_limits.py::test_within")
+    assert within[0][0] == "test_limits.py:%d" % line_in(LIMITS, "within line")
