@@ -438,7 +438,15 @@ def _exit_status(failure):
         return 0
     exc_type, exc_value, tb = failure
     if issubclass(exc_type, SystemExit):
-        return exc_value  # re-raised: the interpreter handles its code
+        # What the interpreter does with it, done here so that the message
+        # comes before the report, as a traceback does.
+        code = exc_value.code
+        if code is None:
+            return 0
+        if isinstance(code, int):
+            return code
+        sys.stderr.write("%s\n" % (code,))
+        return 1
     tb = _strip_own_frames(tb)
     if hasattr(exc_value, "with_traceback"):
         # Python 3's default hook prints the exception's own __traceback__.
@@ -481,10 +489,6 @@ def main(argv=None, prog="mempulse"):
     errors = write_reports(options, result)
     for message in errors:
         sys.stderr.write("%s: error: %s\n" % (prog, message))
-    if isinstance(status, SystemExit):
-        if errors and status.code in (None, 0):
-            return 1
-        raise status
     return 1 if errors and status == 0 else status
 
 
