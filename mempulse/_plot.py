@@ -206,7 +206,7 @@ def plot(result, path, max_lines=40, title=None):
         axes.set_axisbelow(True)
     increments.set_yticks(rows)
     increments.set_yticklabels([_label(r) for r in records], fontsize=8)
-    increments.set_ylim(len(records) - 0.5, -0.5)  # first line at the top
+    increments.set_ylim(max(len(records), 1) - 0.5, -0.5)  # first line at the top
     for label in peaks.get_yticklabels():
         label.set_visible(False)
     if not records:
