@@ -61,17 +61,27 @@ def _label(record):
 
 
 def _peak_scores(records, lifetime):
-    """How bad each record's peak is: the rise of a lifetime high-water mark, else the peak."""
-    scores, previous = [], None
+    """How bad each record's peak is.
+
+    A lifetime high-water mark only grows, so what points at a culprit is
+    how much it rose at a line: compared with the line before in the same
+    function (a line that calls into others ends after them, so the record
+    order is not the time order across functions), or for a function's
+    first line with the record before it.  Per-line peaks are their value.
+    """
+    scores, before, last_of = [], None, {}
     for record in records:
         peak = record.peak_rss
+        key = (record.filename, record.function)
         if peak is None:
             scores.append(None)
-        elif lifetime:
-            scores.append(0 if previous is None else max(peak - previous, 0))
-            previous = peak if previous is None else max(previous, peak)
-        else:
+            continue
+        if not lifetime:
             scores.append(peak)
+            continue
+        previous = last_of.get(key, before)
+        scores.append(0 if previous is None else max(peak - previous, 0))
+        last_of[key] = before = peak
     return scores
 
 
@@ -126,7 +136,8 @@ def plot(result, path, max_lines=40, title=None):
     Two panels of horizontal bars, one row per line labelled
     ``file:line function`` in execution order: the line's increment (the
     three largest growths in dark red, releases in blue) and its peak RSS
-    (the three lines where the peak rose most in orange).  At most
+    (in orange the three lines after which the process's high-water mark
+    rose most: a lifetime peak only grows, so the rise points at the line).  At most
     ``max_lines`` rows are drawn, those with the largest ``|increment|``
     and the worst peaks; the title says how many of how many.  Needs
     ``pip install mempulse[plot]`` (matplotlib; the Agg renderer is used,
@@ -162,7 +173,7 @@ def plot(result, path, max_lines=40, title=None):
     # Room beside the bars for the highlighted values.
     low, high = min(values + [0.0]), max(values + [0.0])
     span = (high - low) or 1.0
-    increments.set_xlim(low - (0.25 * span if low < 0 else 0), high + 0.25 * span)
+    increments.set_xlim(low - (0.05 * span if low < 0 else 0), high + 0.35 * span)
     increments.axvline(0, color="#555555", linewidth=0.8)
     increments.set_xlabel("increment (MiB)")
     increments.set_title("Increment per line", fontsize=10)
@@ -188,18 +199,20 @@ def plot(result, path, max_lines=40, title=None):
     )
     peaks.set_xlabel("peak RSS (MiB)")
     peaks.set_title("Peak RSS by the end of the line", fontsize=10)
+    longest = max(peak_values + [0.0])
     for row, i, record in zip(rows, shown, records):
         if i in worst_peak:
+            inside = peak_values[row] >= 0.3 * longest  # else the text would not fit
             peaks.annotate(
                 _human(record.peak_rss).lstrip("+"),
                 (peak_values[row], row),
-                xytext=(-4, 0),
+                xytext=(-4 if inside else 4, 0),
                 textcoords="offset points",
-                ha="right",
+                ha="right" if inside else "left",
                 va="center",
                 fontsize=8,
                 fontweight="bold",
-                color="white",
+                color="white" if inside else "black",
             )
     for axes in (increments, peaks):
         axes.grid(axis="x", color="#e5e5e5")
