@@ -40,7 +40,9 @@ script or module (nothing is run then).
 
 # Options that take a value; the first argument that is neither one of
 # these nor an option's value is the script, and the rest are its own.
-_VALUED = ("--depth", "--sampler", "--sort", "--min-increment", "--json", "--csv", "--plot", "-o", "--output", "-m")
+_VALUED = (
+    "--depth", "--sampler", "--sort", "--min-increment", "--json", "--csv", "--plot", "--output", "-o", "-m"
+)
 
 
 class UsageError(Exception):
@@ -259,6 +261,9 @@ def load_module(name):
     return _Program(code, _new_main(attributes), [attributes["__file__"]], path0)
 
 
+_NOT_RUNNABLE = "No module named %s.__main__; %r is a package and cannot be directly executed"
+
+
 def _module_code_py3(name):
     import importlib.util
 
@@ -268,7 +273,7 @@ def _module_code_py3(name):
     if spec.submodule_search_locations is not None:  # a package: run its __main__
         spec = importlib.util.find_spec(name + ".__main__")
         if spec is None:
-            raise ImportError("No module named %s.__main__; %r is a package and cannot be directly executed" % (name, name))
+            raise ImportError(_NOT_RUNNABLE % (name, name))
     code = spec.loader.get_code(spec.name) if spec.loader is not None else None
     if code is None:
         raise ImportError("no code object available for %s" % spec.name)
@@ -293,13 +298,13 @@ def _module_code_py2(name):
         name += ".__main__"
         loader = pkgutil.get_loader(name)
         if loader is None:
-            raise ImportError("No module named %s; %r is a package and cannot be directly executed" % (name, name[: -len(".__main__")]))
+            raise ImportError(_NOT_RUNNABLE % (name[: -len(".__main__")], name[: -len(".__main__")]))
     code = loader.get_code(name)
     if code is None:
         raise ImportError("no code object available for %s" % name)
     attributes = {
         "__name__": "__main__",
-        "__file__": loader.get_filename(name),
+        "__file__": os.path.abspath(loader.get_filename(name)),  # as python -m gives it
         "__package__": name.rpartition(".")[0],
         "__loader__": loader,
     }
@@ -420,7 +425,7 @@ def write_reports(options, result):
 
         try:
             plot(result, options.plot)
-        except (IOError, OSError, ValueError) as e:
+        except (ImportError, IOError, OSError, ValueError) as e:
             errors.append("cannot write %r: %s" % (options.plot, e))
     return errors
 

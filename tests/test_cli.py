@@ -96,8 +96,15 @@ def load(path):
         return mempulse.load_json(f)
 
 
+def real(path, cwd):
+    """``path`` as an absolute real path; relative ones (Python < 3.9 records
+    the script as typed) are relative to where mempulse ran."""
+    return os.path.realpath(os.path.join(str(cwd), path))
+
+
 def at(result, path, lineno):
-    found = [r for r in result if r.lineno == lineno and os.path.realpath(r.filename) == os.path.realpath(path)]
+    cwd = os.path.dirname(path)  # the tests run scripts from their directory
+    found = [r for r in result if r.lineno == lineno and real(r.filename, cwd) == os.path.realpath(path)]
     assert len(found) == 1, (lineno, result)
     return found[0]
 
@@ -112,7 +119,7 @@ def test_runs_the_script_as_main(tmpdir, runner):
     assert seen["name"] == "__main__"
     assert seen["argv"] == ["sub/show.py", "a", "--depth", "5", "-o", "x"]
     assert seen["path0"] == os.path.dirname(os.path.realpath(script))
-    assert os.path.realpath(seen["file"]) == os.path.realpath(script)
+    assert real(seen["file"], tmpdir) == os.path.realpath(script)
     assert seen["main"] is True
     assert lines[1] == "main block"
     assert not os.path.exists(str(tmpdir.join("x")))
@@ -130,7 +137,7 @@ def test_objects_of_the_script_pickle_as_in_main(tmpdir):
             def __init__(self, x):
                 self.x = x
         copy = pickle.loads(pickle.dumps(Point(3)))
-        print(type(copy).__module__, copy.x)
+        print("%s %s" % (type(copy).__module__, copy.x))
         """,
     )
     status, out, err = run(tmpdir, ["p.py"])
@@ -221,7 +228,7 @@ def test_depth_counts_from_the_scripts_module_level(tmpdir):
         assert status == 0, err
         result = load(str(tmpdir.join("d.json")))
         assert result.metadata["depth"] == depth
-        files = set(os.path.realpath(r.filename) for r in result)
+        files = set(real(r.filename, tmpdir) for r in result)
         # mempulse's own frames are transparent: the script is level 1.
         assert os.path.realpath(script) in files
         assert not [f for f in files if f.startswith(PACKAGE) or f.endswith("runpy.py")]
@@ -249,11 +256,11 @@ def test_dash_m_runs_a_module_as_python_m_does(tmpdir, runner):
     assert status == 9, err
     assert seen["name"] == "__main__" and seen["main"] is True
     assert seen["argv"] == [tool, "9", "--sort", "x"]
-    assert os.path.realpath(seen["file"]) == os.path.realpath(tool)
+    assert real(seen["file"], tmpdir) == os.path.realpath(tool)
     assert seen["path0"] in ("", os.path.realpath(str(tmpdir)), str(tmpdir))
     result = load(str(tmpdir.join("m.json")))
     # Level 1 is the module itself: no runpy or importlib frames in between.
-    assert set(os.path.realpath(r.filename) for r in result) == set([os.path.realpath(tool)])
+    assert set(real(r.filename, tmpdir) for r in result) == set([os.path.realpath(tool)])
     assert at(result, tool, line_in(tool, "L:big")).increment >= 28 * MiB
     assert result.metadata["command"] == [tool, "9", "--sort", "x"]
 
@@ -375,12 +382,24 @@ def test_plot_option(tmpdir, runner):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.skipif(HAVE_MATPLOTLIB, reason="checks the message shown when matplotlib is missing")
+@pytest.mark.skipif(sys.version_info[0] < 3, reason="blocks matplotlib through importlib.util.find_spec (Python 3)")
 def test_plot_without_matplotlib_is_a_usage_error(tmpdir):
     write(tmpdir, "ran.py", "open('ran', 'w').close()\n")
-    status, out, err = run(tmpdir, ["--plot", "p.png", "ran.py"])
-    assert status == 2
-    assert err.splitlines() == ["python -m mempulse: error: mempulse.plot needs matplotlib: pip install mempulse[plot]"]
+    # A real interpreter in which matplotlib cannot be imported (None in
+    # sys.modules makes both import and find_spec say it is not there).
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "from mempulse._cli import main\n"
+        "sys.exit(main(['--plot', 'p.png', 'ran.py']))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=str(tmpdir), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    out, err = proc.communicate()
+    assert proc.returncode == 2
+    assert err.decode().splitlines() == [
+        "mempulse: error: mempulse.plot needs matplotlib: pip install mempulse[plot]"
+    ]
     assert not tmpdir.join("ran").check()
 
 
@@ -415,6 +434,18 @@ def test_bad_input_is_one_line_and_status_2(tmpdir, runner, args, message):
     assert message in lines[0]
     assert out == ""
     assert not tmpdir.join("ran").check()  # nothing ran
+
+
+def test_dash_m_on_a_package_without_main_is_a_usage_error(tmpdir, runner):
+    write(tmpdir, "plain/__init__.py", "open('ran', 'w').close()\n")
+    status, out, err = run(tmpdir, ["-m", "plain"], runner)
+    assert status == 2
+    assert err.splitlines() == [
+        RUNNERS[runner][1] + ": error: cannot run module 'plain': No module named plain.__main__; "
+        "'plain' is a package and cannot be directly executed"
+    ]
+    # Like python -m, the package itself was imported to look for __main__.
+    assert tmpdir.join("ran").check()
 
 
 @pytest.mark.skipif(HAVE_PSUTIL, reason="checks the message shown when psutil is missing")
