@@ -230,12 +230,15 @@ def load_script(path):
     # (argv[0] stays as typed).
     filename = os.path.abspath(path) if sys.version_info >= (3, 9) else path
     code = compile(source, filename, "exec", 0, True)
-    main = _new_main(
-        {"__name__": "__main__", "__file__": filename, "__package__": None, "__cached__": None}
-    )
+    attributes = {"__name__": "__main__", "__file__": filename, "__package__": None}
     if sys.version_info[0] > 2:
-        main.__spec__ = None
-        main.__loader__ = None
+        from importlib.machinery import SourceFileLoader
+
+        # As Python 3 sets them for a script (linecache and inspect use the loader).
+        attributes.update(
+            __spec__=None, __cached__=None, __loader__=SourceFileLoader("__main__", filename)
+        )
+    main = _new_main(attributes)
     return _Program(code, main, [path], os.path.dirname(os.path.realpath(path)))
 
 

@@ -127,6 +127,14 @@ def test_runs_the_script_as_main(tmpdir, runner):
     assert "Callsite" in err and "sub/show.py:1 " in err
 
 
+def test_double_dash_and_option_forms(tmpdir):
+    write(tmpdir, "show.py", SHOW)
+    status, out, err = run(tmpdir, ["--depth=1", "--sort=peak", "-o-", "--", "show.py", "-x"])
+    assert status == 0, err
+    assert json.loads(out.splitlines()[0])["argv"] == ["show.py", "-x"]
+    assert "Callsite" in out  # -o- : the table on stdout
+
+
 def test_objects_of_the_script_pickle_as_in_main(tmpdir):
     write(
         tmpdir,
