@@ -136,10 +136,12 @@ def plot(result, path, max_lines=40, title=None):
     Two panels of horizontal bars, one row per line labelled
     ``file:line function`` in execution order: the line's increment (the
     three largest growths in dark red, releases in blue) and its peak RSS
-    (in orange the three lines after which the process's high-water mark
-    rose most: a lifetime peak only grows, so the rise points at the line).  At most
-    ``max_lines`` rows are drawn, those with the largest ``|increment|``
-    and the worst peaks; the title says how many of how many.  Needs
+    (in orange the three worst: the highest peaks or, when
+    ``result.metadata["peak"]`` is ``"lifetime"``, the lines after which
+    the process's high-water mark rose most, since such a peak only grows).
+    At most ``max_lines`` rows are drawn, those with the largest
+    ``|increment|`` and the worst peaks; the title says how many of how
+    many.  Needs
     ``pip install mempulse[plot]`` (matplotlib; the Agg renderer is used,
     pyplot's global state is not touched)::
 
@@ -198,7 +200,10 @@ def plot(result, path, max_lines=40, title=None):
         height=0.7,
     )
     peaks.set_xlabel("peak RSS (MiB)")
-    peaks.set_title("Peak RSS by the end of the line", fontsize=10)
+    lifetime = (getattr(result, "metadata", None) or {}).get("peak", "lifetime") == "lifetime"
+    peaks.set_title(
+        "Peak RSS by the end of the line" if lifetime else "Peak RSS while the line ran", fontsize=10
+    )
     longest = max(peak_values + [0.0])
     for row, i, record in zip(rows, shown, records):
         if i in worst_peak:
@@ -234,7 +239,7 @@ def plot(result, path, max_lines=40, title=None):
     figure.text(
         0.5,
         1.0 - 0.62 / figure_height(len(records)),
-        "%d of %d lines shown (largest |increment| and peak rises), in execution order"
+        "%d of %d lines shown (largest |increment| and worst peaks), in execution order"
         % (len(records), len(result)),
         ha="center",
         fontsize=9,
