@@ -1,7 +1,7 @@
 """The original mempulse demo: trace a mixed workload line by line.
 
     python examples/benchmark.py            # C tracer, depth from MEMORY_TRACE_DEPTH (default 1)
-    python examples/benchmark.py psutil     # the psutil tracer
+    python examples/benchmark.py psutil     # the psutil tracer (--plot FILE.png: also draw it)
 
 numpy is used when installed (as in the original demo); without it the
 CPU-bound loop and the 800 MB array use the standard library instead.
@@ -57,12 +57,31 @@ def report(result):
     sys.stderr.write(mempulse.format_trace_result(result))
 
 
-def run_mempulse(tracer_class):
+def run_mempulse(tracer_class, callback=report):
     trace_depth = int(os.getenv("MEMORY_TRACE_DEPTH", "1"))  # `0` disables tracing
-    with tracer_class(report, trace_depth):
+    with tracer_class(callback, trace_depth):
         return workload()
 
 
 if __name__ == "__main__":
-    use_psutil = sys.argv[1:] == ["psutil"]
-    run_mempulse(mempulse.MemoryUsageTracer if use_psutil else mempulse.cMemoryUsageTracer)
+    import argparse
+
+    # (Options parsed here, below the traced code, so that the line numbers
+    # in the README's example output stay those of this file.)
+    parser = argparse.ArgumentParser(description="Trace a mixed workload line by line.")
+    parser.add_argument("sampler", nargs="?", choices=("c", "psutil"), default="c")
+    parser.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="also draw the result, e.g. --plot docs/example-plot.png (pip install mempulse[plot])",
+    )
+    options = parser.parse_args()
+
+    def report_and_plot(result):
+        report(result)
+        mempulse.plot(result, options.plot, title="python examples/benchmark.py")
+
+    run_mempulse(
+        mempulse.MemoryUsageTracer if options.sampler == "psutil" else mempulse.cMemoryUsageTracer,
+        report_and_plot if options.plot else report,
+    )

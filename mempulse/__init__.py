@@ -11,7 +11,14 @@ line with what that line did to the process's memory::
     with mempulse.cMemoryUsageTracer(report, trace_depth=1):
         blob = b"x" * (64 << 20)
         del blob
+
+From a shell, ``python -m mempulse script.py`` (or ``mempulse script.py``)
+runs a whole program under the tracer; results also go to JSON
+(:func:`dump_json`, :func:`load_json`), CSV (:func:`dump_csv`) and pictures
+(:func:`plot`).
 """
+from mempulse._export import dump_csv, dump_json, load_json
+from mempulse._plot import plot
 from mempulse._profile import profile
 from mempulse._report import format_trace_result
 from mempulse._result import TraceRecord, TraceResult
@@ -39,7 +46,11 @@ __all__ = [
     "TraceRecord",
     "TraceResult",
     "cMemoryUsageTracer",
+    "dump_csv",
+    "dump_json",
     "format_trace_result",
     "load_ipython_extension",
+    "load_json",
+    "plot",
     "profile",
 ]

@@ -1,4 +1,8 @@
 """Result records: what a tracer hands to its callback."""
+import datetime
+import os
+import platform
+import time
 from collections import namedtuple
 
 #: One callsite's line-by-line figures.  The first six fields are the
@@ -18,6 +22,79 @@ class TraceResult(list):
         with mempulse.cMemoryUsageTracer(results.append):
             work()
         worst = max(results[0], key=lambda r: r.increment)
+
+    ``metadata`` is a dict describing the run (see :func:`run_metadata`);
+    a result built by hand has an empty one.
     """
 
-    __slots__ = ()
+    __slots__ = ("metadata",)
+
+    def __init__(self, records=(), metadata=None):
+        list.__init__(self, records)
+        self.metadata = {} if metadata is None else metadata
+
+    def __reduce__(self):
+        # list subclasses with __slots__ do not pickle or copy their slots
+        # on Python 2 without help.
+        return (self.__class__, (list(self), self.metadata))
+
+    def to_dict(self):
+        """The result as JSON-ready dicts and lists (see :mod:`mempulse._export`)::
+
+            json.dumps(result.to_dict())
+        """
+        from mempulse._export import result_to_dict
+
+        return result_to_dict(self)
+
+
+def run_metadata(sampler, depth, start_time, **extra):
+    """Metadata of a run that started at ``start_time`` (``time.time()``) and ends now.
+
+    Keys: ``interpreter`` (e.g. ``"CPython 3.11.7"``), ``platform``,
+    ``sampler`` (``"c"`` or ``"psutil"``), ``depth``, ``start_time`` (UTC,
+    ISO 8601), ``duration`` (seconds), ``peak`` (what ``peak_rss`` means:
+    ``"lifetime"``, the process's high-water mark so far), plus ``extra``.
+    """
+    interpreter, system = _machine()
+    metadata = {
+        "interpreter": interpreter,
+        "platform": system,
+        "sampler": sampler,
+        "depth": depth,
+        "start_time": _utc_iso(start_time),
+        "duration": max(time.time() - start_time, 0.0),
+        "peak": "lifetime",
+    }
+    metadata.update(extra)
+    return metadata
+
+
+
+_MACHINE = []
+
+
+def _machine():
+    """(interpreter, platform) strings, computed once per process."""
+    if not _MACHINE:
+        interpreter = "%s %s" % (platform.python_implementation(), platform.python_version())
+        uname = getattr(os, "uname", None)
+        if uname is not None:
+            # Not platform.platform(): on Python 2 it may run "uname -p" in
+            # a subprocess, which a tracer's exit should not do.
+            u = uname()
+            system = "%s-%s-%s" % (u[0], u[2], u[4])
+        else:
+            system = platform.platform()
+        _MACHINE[:] = [interpreter, system]
+    return tuple(_MACHINE)
+
+
+def _utc_iso(seconds):
+    """``seconds`` since the epoch as UTC ISO 8601, e.g. ``2026-11-25T14:47:04.5Z``."""
+    timezone = getattr(datetime, "timezone", None)
+    if timezone is None:  # Python 2
+        moment = datetime.datetime.utcfromtimestamp(seconds)
+    else:  # utcfromtimestamp is deprecated from 3.12 on
+        moment = datetime.datetime.fromtimestamp(seconds, timezone.utc).replace(tzinfo=None)
+    return moment.isoformat() + "Z"

@@ -8,6 +8,7 @@ it is resumed.  mempulse's own frames are never traced.
 import os
 import sys
 import threading
+import time
 
 from mempulse import _result, _sysmon
 from mempulse._core import ffi, from_c, lib, strerror
@@ -245,6 +246,7 @@ class _Tracer(object):
         return self
 
     def _start(self, frame):
+        self._start_time = time.time()
         self._c_sampler = self._sampler.open()  # the C tracers point into it
         self._code_ids = {}
         self._names = []
@@ -350,6 +352,7 @@ class _Tracer(object):
         return False
 
     def _collect(self):
+        metadata = _result.run_metadata(self._sampler.name, self.trace_depth, self._start_time)
         main = self._main.tracer
         self._main.finish()
         for session in self._threads:
@@ -367,7 +370,7 @@ class _Tracer(object):
         records = ffi.new("mp_record[]", max(count, 1))
         count = lib.mp_records(main, records, count)
         names = self._names
-        result = _result.TraceResult()
+        result = _result.TraceResult(metadata=metadata)
         for i in range(count):
             r = records[i]
             filename, function = names[r.code_id]

@@ -4,7 +4,7 @@
 #  1. scripts/test-c.sh: the C core's tests under ASan/UBSan (+ leak check);
 #  2. builds the wheel ONCE with CPython 3.11 (build/dist/);
 #  3. for each interpreter: a fresh venv in build/venvs/NAME with that one
-#     wheel, pytest and psutil installed, then runs the suite with the venv's
+#     wheel, pytest, psutil and matplotlib installed, then runs the suite with the venv's
 #     pytest executable from the repo root, so the INSTALLED wheel is tested
 #     (not the source mempulse/ directory);
 #  4. prints one summary line per interpreter; exits nonzero if any failed.
@@ -103,6 +103,19 @@ coverage_spec() {
         3.12|3.13) echo "coverage" ;;
     esac
 }
+# matplotlib for the plot tests (binary wheels only: a source build of
+# numpy or matplotlib would take longer than the whole suite).  Versions are
+# the last with wheels for each interpreter.
+matplotlib_spec() {
+    case $1 in
+        2.7) echo "matplotlib<3" ;;
+        3.6) echo "matplotlib<3.4" ;;
+        3.7) echo "matplotlib<3.6" ;;
+        3.8) echo "matplotlib<3.8" ;;
+        pypy3) echo "matplotlib<3.8" ;;
+        *) echo "matplotlib" ;;
+    esac
+}
 
 rm -rf "$LOGS"
 mkdir -p "$VENVS" "$LOGS" "$DIST"
@@ -175,6 +188,13 @@ run_one() {    # run_one NAME ; sets RESULT[NAME]
         "$dir/bin/python" -m pip uninstall -y psutil >> "$setup_log" 2>&1 || true
         nopsutil=" (WITHOUT psutil)"
     fi
+    local nompl=""
+    if ! { "$dir/bin/python" -m pip install --only-binary=:all: "$(matplotlib_spec "$name")" &&
+           "$dir/bin/python" -c "from matplotlib.figure import Figure"; } >> "$setup_log" 2>&1; then
+        log "WARNING: matplotlib has no usable wheels for $name; its plot tests skip"
+        "$dir/bin/python" -m pip uninstall -y matplotlib >> "$setup_log" 2>&1 || true
+        nompl=" (without matplotlib)"
+    fi
     local optional spec
     for optional in xdist ipython coverage; do
         spec=$("${optional}_spec" "$name")
@@ -184,7 +204,7 @@ run_one() {    # run_one NAME ; sets RESULT[NAME]
         fi
     done
     log "$name: venv ready in $((SECONDS - start))s: $("$dir/bin/python" -m pip list --format=freeze 2> /dev/null \
-        | grep -iE '^(pip|pytest|psutil|cffi|pytest-xdist|ipython|coverage)==' | tr '\n' ' ')"
+        | grep -iE '^(pip|pytest|psutil|cffi|pytest-xdist|ipython|coverage|matplotlib)==' | tr '\n' ' ')"
     # (run_one is called as "run_one ... || FAILED=1", so errexit is off in here
     # and every failure is handled explicitly.)
     # shellcheck disable=SC2086
@@ -192,9 +212,9 @@ run_one() {    # run_one NAME ; sets RESULT[NAME]
     rc=${PIPESTATUS[0]}
     summary=$(grep -E "(passed|failed|error|skipped|no tests ran)" "$test_log" | tail -1 | sed 's/=//g; s/^ *//; s/ *$//')
     case $rc in
-        0) RESULT[$name]="ok    ${summary}${nopsutil}"; return 0 ;;
-        5) RESULT[$name]="FAIL  no tests were collected${nopsutil}" ;;
-        *) RESULT[$name]="FAIL  pytest exit $rc: ${summary}${nopsutil}" ;;
+        0) RESULT[$name]="ok    ${summary}${nopsutil}${nompl}"; return 0 ;;
+        5) RESULT[$name]="FAIL  no tests were collected${nopsutil}${nompl}" ;;
+        *) RESULT[$name]="FAIL  pytest exit $rc: ${summary}${nopsutil}${nompl}" ;;
     esac
     return 1
 }

@@ -1,0 +1,165 @@
+"""Results as JSON and CSV, and the run metadata they carry."""
+import copy
+import csv
+import io
+import json
+import pickle
+import re
+import sys
+import time
+
+import pytest
+from conftest import MiB, line_of, record_at, touched
+
+import mempulse
+from mempulse._export import CSV_METADATA
+
+METADATA_KEYS = set(["interpreter", "platform", "sampler", "depth", "start_time", "duration", "peak"])
+
+
+def live_result(tracer_class, depth=2):
+    results = []
+    before = time.time()
+    with tracer_class(results.append, depth):
+        blob = touched(16 * MiB)  # L:export-alloc
+        blob.close()  # L:export-free
+    return results[0], before
+
+
+def test_live_result_carries_run_metadata(tracer_class):
+    result, before = live_result(tracer_class)
+    metadata = result.metadata
+    assert set(metadata) == METADATA_KEYS
+    assert metadata["sampler"] == ("c" if tracer_class is mempulse.cMemoryUsageTracer else "psutil")
+    assert metadata["depth"] == 2
+    assert metadata["peak"] == "lifetime"
+    implementation = "PyPy" if hasattr(sys, "pypy_version_info") else "CPython"
+    assert metadata["interpreter"] == "%s %d.%d.%d" % ((implementation,) + tuple(sys.version_info[:3]))
+    assert metadata["platform"].startswith("Linux-")
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$", metadata["start_time"])
+    assert 0 <= metadata["duration"] <= time.time() - before + 1
+    assert record_at(result, line_of("L:export-alloc")).increment >= 12 * MiB
+
+
+def test_to_dict_has_the_record_fields_and_metadata(tracer_class):
+    result, _ = live_result(tracer_class)
+    data = result.to_dict()
+    assert data["format"] == "mempulse-trace" and data["version"] == 1
+    assert data["metadata"] == result.metadata
+    assert len(data["records"]) == len(result)
+    for item, record in zip(data["records"], result):
+        assert item == record._asdict()
+    json.dumps(data)  # JSON types only
+
+
+def round_trip(result):
+    stream = io.StringIO() if sys.version_info[0] > 2 else io.BytesIO()
+    mempulse.dump_json(result, stream)
+    text = stream.getvalue()
+    loaded = mempulse.load_json(io.StringIO(text) if sys.version_info[0] > 2 else io.BytesIO(text))
+    return loaded, text
+
+
+def test_json_round_trip_is_exact_and_prints_the_same_table(tracer_class):
+    result, _ = live_result(tracer_class)
+    loaded, text = round_trip(result)
+    assert type(loaded) is mempulse.TraceResult
+    assert loaded == result
+    assert loaded.metadata == result.metadata
+    assert all(type(r) is mempulse.TraceRecord for r in loaded)
+    assert [tuple(map(type, r)) for r in loaded] == [tuple(map(type, r)) for r in result]
+    assert mempulse.format_trace_result(loaded) == mempulse.format_trace_result(result)
+    # And again: the text is stable.
+    assert round_trip(loaded)[1] == text
+
+
+def test_json_through_real_files(tmpdir, tracer_class):
+    result, _ = live_result(tracer_class)
+    path = str(tmpdir.join("trace.json"))
+    with open(path, "w") as f:
+        mempulse.dump_json(result, f)
+    with open(path) as f:
+        loaded = mempulse.load_json(f)
+    assert loaded == result and loaded.metadata == result.metadata
+    with io.open(path, "w") as f:  # an io text file on Python 2 too
+        mempulse.dump_json(result, f)
+    with open(path, "rb") as f:  # bytes are read too
+        assert mempulse.load_json(f) == result
+
+
+def test_unknown_values_and_hand_made_results():
+    record = mempulse.TraceRecord("x.py", 3, "f", 1000, None, None, 2, -4096)
+    result = mempulse.TraceResult([record])
+    assert result.metadata == {}
+    loaded, text = round_trip(result)
+    assert loaded == [record] and loaded.metadata == {}
+    assert '"swap": null' in text
+    assert mempulse.format_trace_result(loaded) == mempulse.format_trace_result(result)
+
+
+def test_trace_result_keeps_metadata_through_copy_and_pickle(tracer_class):
+    result, _ = live_result(tracer_class, depth=1)
+    for clone in (copy.copy(result), copy.deepcopy(result), pickle.loads(pickle.dumps(result, 2))):
+        assert type(clone) is mempulse.TraceResult
+        assert clone == result and clone.metadata == result.metadata
+
+
+def test_csv_has_the_record_fields_then_metadata(tmpdir, tracer_class):
+    result, _ = live_result(tracer_class)
+    path = str(tmpdir.join("trace.csv"))
+    if sys.version_info[0] > 2:
+        f = open(path, "w", newline="")
+    else:
+        f = open(path, "wb")
+    with f:
+        mempulse.dump_csv(result, f)
+    with open(path) as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == list(mempulse.TraceRecord._fields) + list(CSV_METADATA)
+    assert len(rows) == len(result) + 1
+    for row, record in zip(rows[1:], result):
+        expected = ["" if v is None else str(v) for v in record]
+        assert row[: len(expected)] == expected
+        tail = dict(zip(CSV_METADATA, row[len(expected):]))
+        assert tail["sampler"] == result.metadata["sampler"]
+        assert int(tail["depth"]) == 2
+        assert float(tail["duration"]) == result.metadata["duration"]
+        assert tail["start_time"] == result.metadata["start_time"]
+        assert tail["peak"] == "lifetime"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{not json", "invalid JSON"),
+        ("[1, 2]", "not a mempulse result"),
+        ('{"format": "other"}', "not a mempulse result"),
+        ('{"format": "mempulse-trace", "version": 99, "metadata": {}, "records": []}', "version 99"),
+        ('{"format": "mempulse-trace", "version": 1, "metadata": [], "records": []}', "'metadata' must be"),
+        ('{"format": "mempulse-trace", "version": 1, "metadata": {}, "records": [{"lineno": 1}]}',
+         "record 0 must have exactly the fields"),
+        ('{"format": "mempulse-trace", "version": 1, "metadata": {}, "records": [{"filename": "a", '
+         '"lineno": "1", "function": "f", "uss": 1, "swap": 0, "peak_rss": 1, "hits": 1, '
+         '"increment": 0}]}', "lineno must be an integer"),
+        ('{"format": "mempulse-trace", "version": 1, "metadata": {}, "records": [{"filename": "a", '
+         '"lineno": 1, "function": "f", "uss": 1, "swap": 0, "peak_rss": 1, "hits": null, '
+         '"increment": 0}]}', "hits must be an integer"),
+        ('{"format": "mempulse-trace", "version": 1, "metadata": {}, "records": [{"filename": 5, '
+         '"lineno": 1, "function": "f", "uss": 1, "swap": 0, "peak_rss": 1, "hits": 1, '
+         '"increment": 0}]}', "filename must be a string"),
+    ],
+)
+def test_load_json_rejects_what_it_did_not_write(text, message):
+    stream = io.StringIO(text if sys.version_info[0] > 2 else text.decode("ascii"))
+    with pytest.raises(ValueError) as info:
+        mempulse.load_json(stream)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [None, 42, "text", [("too", "short")]])
+def test_dumping_something_else_is_a_type_error(bad):
+    with pytest.raises(TypeError) as info:
+        mempulse.dump_json(bad, io.StringIO())
+    assert "TraceResult" in str(info.value) or "TraceRecord" in str(info.value)
+    with pytest.raises(TypeError):
+        mempulse.dump_csv(bad, io.StringIO())
