@@ -13,6 +13,7 @@ import types
 from mempulse import _tracer
 from mempulse._export import dump_csv, dump_json
 from mempulse._report import format_trace_result
+from mempulse._result import TraceResult
 from mempulse._sizes import parse_size
 
 USAGE = "%(prog)s [options] script.py [args ...]\n       %(prog)s [options] -m module [args ...]"
@@ -388,7 +389,7 @@ def select_rows(result, sort, min_increment):
         rows.sort(key=lambda r: -(r.increment or 0))
     elif sort == "peak":
         rows.sort(key=lambda r: -(r.peak_rss if r.peak_rss is not None else -1))
-    return rows
+    return TraceResult(rows, result.metadata)
 
 
 def _open_write(path, csv=False):

@@ -26,7 +26,7 @@ _TEXT = (str, type(u""))
 _INTEGERS = (int, type(1 << 70))  # long on Python 2
 _SIZE_FIELDS = ("uss", "swap", "peak_rss", "increment")
 #: The metadata columns of the CSV, in this order, after the record fields.
-CSV_METADATA = ("interpreter", "platform", "sampler", "depth", "start_time", "duration", "peak")
+CSV_METADATA = ("interpreter", "platform", "sampler", "depth", "start_time", "duration", "peak", "driver")
 
 
 def result_to_dict(result):

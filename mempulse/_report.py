@@ -11,7 +11,9 @@ def format_trace_result(result):
 
     Columns: ``Callsite`` (``file:line``), ``Method Name``, ``USS``, ``Swap``,
     ``Peak RSS``, ``Hits`` and ``Increment``; byte counts have thousands
-    separators and ``-`` stands for a value the platform could not give::
+    separators and ``-`` stands for a value the platform could not give.  A
+    result that says what its peaks are (``result.metadata["peak"]``) gets
+    a last line saying it::
 
         with mempulse.cMemoryUsageTracer(lambda r: print(mempulse.format_trace_result(r))):
             blob = b"x" * (64 << 20)
@@ -41,4 +43,11 @@ def format_trace_result(result):
         if status != 0:
             raise RuntimeError("mempulse: cannot format the report: %s" % strerror(status))
         text = ffi.string(buf)
-        return text if isinstance(text, str) else text.decode("utf-8", "replace")
+        text = text if isinstance(text, str) else text.decode("utf-8", "replace")
+        return text + _PEAK_NOTES.get((getattr(result, "metadata", None) or {}).get("peak"), "")
+
+
+_PEAK_NOTES = {
+    "line": "Peak RSS: the highest RSS while the line ran\n",
+    "lifetime": "Peak RSS: the process's highest RSS so far (per-line peaks unavailable)\n",
+}

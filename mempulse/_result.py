@@ -54,7 +54,9 @@ def run_metadata(sampler, depth, start_time, **extra):
     Keys: ``interpreter`` (e.g. ``"CPython 3.11.7"``), ``platform``,
     ``sampler`` (``"c"`` or ``"psutil"``), ``depth``, ``start_time`` (UTC,
     ISO 8601), ``duration`` (seconds), ``peak`` (what ``peak_rss`` means:
-    ``"lifetime"``, the process's high-water mark so far), plus ``extra``.
+    ``"line"``, the highest RSS while the line ran, or ``"lifetime"``, the
+    process's high-water mark so far; the tracer passes it), plus ``extra``
+    (the tracer adds ``driver``: ``"sys.monitoring"`` or ``"sys.settrace"``).
     """
     interpreter, system = _machine()
     metadata = {

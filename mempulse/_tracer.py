@@ -352,8 +352,14 @@ class _Tracer(object):
         return False
 
     def _collect(self):
-        metadata = _result.run_metadata(self._sampler.name, self.trace_depth, self._start_time)
         main = self._main.tracer
+        metadata = _result.run_metadata(
+            self._sampler.name,
+            self.trace_depth,
+            self._start_time,
+            peak="line" if lib.mp_peak_per_line(main) else "lifetime",
+            driver=self.driver,
+        )
         self._main.finish()
         for session in self._threads:
             with session.lock:

@@ -14,7 +14,7 @@ from conftest import MiB, line_of, record_at, touched
 import mempulse
 from mempulse._export import CSV_METADATA
 
-METADATA_KEYS = set(["interpreter", "platform", "sampler", "depth", "start_time", "duration", "peak"])
+METADATA_KEYS = set(["interpreter", "platform", "sampler", "depth", "start_time", "duration", "peak", "driver"])
 
 
 def live_result(tracer_class, depth=2):
@@ -32,7 +32,9 @@ def test_live_result_carries_run_metadata(tracer_class):
     assert set(metadata) == METADATA_KEYS
     assert metadata["sampler"] == ("c" if tracer_class is mempulse.cMemoryUsageTracer else "psutil")
     assert metadata["depth"] == 2
-    assert metadata["peak"] == "lifetime"
+    # The C sampler resets the kernel's peak mark per reading; psutil cannot.
+    assert metadata["peak"] == ("line" if tracer_class is mempulse.cMemoryUsageTracer else "lifetime")
+    assert metadata["driver"] == ("sys.monitoring" if hasattr(sys, "monitoring") else "sys.settrace")
     implementation = "PyPy" if hasattr(sys, "pypy_version_info") else "CPython"
     assert metadata["interpreter"] == "%s %d.%d.%d" % ((implementation,) + tuple(sys.version_info[:3]))
     assert metadata["platform"].startswith("Linux-")
@@ -125,7 +127,8 @@ def test_csv_has_the_record_fields_then_metadata(tmpdir, tracer_class):
         assert int(tail["depth"]) == 2
         assert float(tail["duration"]) == result.metadata["duration"]
         assert tail["start_time"] == result.metadata["start_time"]
-        assert tail["peak"] == "lifetime"
+        assert tail["peak"] == result.metadata["peak"]
+        assert tail["driver"] == result.metadata["driver"]
 
 
 @pytest.mark.parametrize(

@@ -48,8 +48,8 @@ def rows(text):
     assert len(start) == 1, text
     found = []
     for line in lines[start[0] + 2:]:
-        if not line.strip("-"):
-            break  # a traceback's rule below the table
+        if not line.strip("-") or line.startswith("Peak RSS:"):
+            break  # a traceback's rule, or the note on peaks, below the table
         match = ROW.match(line)
         assert match, line
         increment = 0 if match.group(4) == "0" else int(match.group(4).replace(",", ""))

@@ -237,7 +237,7 @@ def table_rows(out, nodeid):
     assert lines[start + 1].split()[0] == "Callsite", lines[start:start + 3]
     rows = []
     for line in lines[start + 3:]:
-        if not line.startswith("    ") or not line.strip():
+        if not line.startswith("    ") or not line.strip() or line.strip().startswith("Peak RSS:"):
             break
         rows.append(line.split())
     return rows

@@ -86,3 +86,17 @@ def test_paths_below_the_current_directory_are_shown_relative():
     inside = os.path.join(os.getcwd(), "pkg", "mod.py")
     table = mempulse.format_trace_result([TraceRecord(inside, 3, "f", 1, 0, 1, 1, 0)])
     assert table.splitlines()[2].split()[0] == os.path.join("pkg", "mod.py") + ":3"
+
+
+def test_a_live_table_says_what_its_peaks_are(tracer_class):
+    results = []
+    with tracer_class(results.append, 1):
+        x = 1
+    last = mempulse.format_trace_result(results[0]).splitlines()[-1]
+    if tracer_class is mempulse.cMemoryUsageTracer:
+        assert last == "Peak RSS: the highest RSS while the line ran"
+    else:
+        assert last == "Peak RSS: the process's highest RSS so far (per-line peaks unavailable)"
+    # Records without metadata: just the table.
+    assert not mempulse.format_trace_result(list(results[0])).splitlines()[-1].startswith("Peak RSS:")
+    assert x == 1
