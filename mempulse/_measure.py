@@ -4,31 +4,16 @@ Used by the pytest plugin's ``limit_memory`` marker.  Growth is USS after
 the run minus USS before; the peak is the highest RSS reached during the run
 minus RSS at its start.
 
-On Linux the peak is the kernel's own high-water mark of the process's RSS
-(``VmHWM``), reset to the current RSS just before the run through
-``/proc/self/clear_refs``: exact, transient spikes included, and an earlier,
-higher peak of the process (another test's) does not count.  ``getrusage``
-cannot serve here: its ``ru_maxrss`` never drops below what the process's
-parent had resident when it started this program (Linux keeps the larger of
-the two across ``exec``).  Elsewhere only a high-water mark that rose during
-the run says anything about it.
+The peak comes from the run's records: with the C sampler each line's
+``peak_rss`` is the highest RSS while it ran (the core resets the kernel's
+high-water mark at every reading, see csrc/sample.c), so the highest over
+the lines is the run's, transient spikes inside calls included, and an
+earlier, higher peak of the process does not count.  Where peaks are
+lifetime peaks (psutil), only a mark that rose during the run says
+anything about it; otherwise the peak is unknown.
 """
-import sys
-
 from mempulse._core import ffi, from_c
 from mempulse._sizes import format_size
-
-
-def _reset_peak():
-    """Reset the kernel's RSS high-water mark to the current RSS; False if impossible."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # "5": reset the peak RSS (Linux 4.0+)
-        return True
-    except (IOError, OSError):
-        return False
 
 
 def _read(sampler):
@@ -46,24 +31,11 @@ def _read(sampler):
         sampler.close()
 
 
-def _vm_hwm():
-    """The kernel's RSS high-water mark (VmHWM) in bytes, or None."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024  # "VmHWM:   1234 kB"
-    except (IOError, OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 class Start(object):
     """Readings taken just before the tracer is entered."""
 
     def __init__(self, tracer):
         self.sampler = tracer._make_sampler()
-        self.reset = _reset_peak()
         self.rss, self.uss, self.peak_rss = _read(self.sampler)
 
 
@@ -82,15 +54,15 @@ def finish(start, result):
         growth = uss - start.uss
     else:
         growth = rss - start.rss
-    # A reading above the high-water mark the run started with can only
-    # come from the run; readings at or below it tell nothing.
-    evidence = [p for p in [peak_rss] + [r.peak_rss for r in result] if p is not None]
-    evidence = [p for p in evidence if start.peak_rss is None or p > start.peak_rss]
-    if start.reset:
-        hwm = _vm_hwm()
-        if hwm is not None:
-            evidence.append(hwm)
-    peak = max(evidence) - start.rss if evidence else None
+    peaks = [r.peak_rss for r in result if r.peak_rss is not None]
+    if result.metadata.get("peak") == "line":
+        peak = max(peaks + [rss]) - start.rss
+    else:
+        # Lifetime marks: one above the mark the run started with can only
+        # come from the run; one at or below it tells nothing.
+        evidence = [p for p in peaks + [peak_rss] if p is not None]
+        evidence = [p for p in evidence if start.peak_rss is None or p > start.peak_rss]
+        peak = max(evidence) - start.rss if evidence else None
     return Usage(growth, peak)
 
 
