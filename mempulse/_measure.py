@@ -90,5 +90,5 @@ def over_limit(usage, limit, result, top):
     worst = sorted(result, key=lambda r: r.increment, reverse=True)[:top]
     if worst:
         lines.append("lines that grew most:")
-        lines.append(format_trace_result(TraceResult(worst)).rstrip("\n"))
+        lines.append(format_trace_result(TraceResult(worst, result.metadata)).rstrip("\n"))
     return "\n".join(lines)
