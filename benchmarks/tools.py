@@ -52,14 +52,20 @@ def noop_monitoring(function, args):
     # The floor for a sys.monitoring tracer (PEP 669, Python 3.12+): LINE
     # events enabled on the workload's code object only, callback doing nothing.
     monitoring = _monitoring()
-    tool = _free_tool_id(monitoring)
-    code = function.__code__
 
     def on_line(code, line):
         return None
 
     start = clock()
-    monitoring.use_tool_id(tool, "mempulse-bench-noop")
+    _run_with_line_callback(monitoring, function, args, on_line, "mempulse-bench-noop")
+    return clock() - start, None
+
+
+def _run_with_line_callback(monitoring, function, args, on_line, name):
+    """function(*args) with on_line as the LINE callback on its code only."""
+    tool = _free_tool_id(monitoring)
+    code = function.__code__
+    monitoring.use_tool_id(tool, name)
     monitoring.register_callback(tool, monitoring.events.LINE, on_line)
     monitoring.set_local_events(tool, code, monitoring.events.LINE)
     try:
@@ -68,7 +74,6 @@ def noop_monitoring(function, args):
         monitoring.set_local_events(tool, code, 0)
         monitoring.register_callback(tool, monitoring.events.LINE, None)
         monitoring.free_tool_id(tool)
-    return clock() - start, None
 
 
 def _monitoring():
@@ -205,20 +210,10 @@ def count_monitoring_events(function, args):
     monitoring = getattr(sys, "monitoring", None)
     if monitoring is None:
         return None
-    tool = _free_tool_id(monitoring)
-    code = function.__code__
     count = [0]
 
     def on_line(code, line):
         count[0] += 1
 
-    monitoring.use_tool_id(tool, "mempulse-bench-count")
-    monitoring.register_callback(tool, monitoring.events.LINE, on_line)
-    monitoring.set_local_events(tool, code, monitoring.events.LINE)
-    try:
-        function(*args)
-    finally:
-        monitoring.set_local_events(tool, code, 0)
-        monitoring.register_callback(tool, monitoring.events.LINE, None)
-        monitoring.free_tool_id(tool)
+    _run_with_line_callback(monitoring, function, args, on_line, "mempulse-bench-count")
     return count[0]
