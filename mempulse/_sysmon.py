@@ -10,13 +10,15 @@ Events:
 - PY_START (global): a frame starts; it is traced when its caller is the
   newest traced frame of its thread and the depth allows, like the
   settrace driver's "call" event.  Its code then gets the local events.
-  Any other start returns DISABLE, so that code object stops reporting
-  starts (the per-call cost of untraced code is one callback per code
-  object, not per call) ...
-- CALL (local, on frames that may have traced callees): ... until a traced
-  frame calls something, which re-enables them (``restart_events``; it
-  re-enables what other tools disabled too, which costs them one more
-  event per location, nothing else).
+  Any other start returns DISABLE: that code object stops reporting
+  starts, so untraced code costs one callback per code object, not one
+  per call.
+- CALL (local, on frames that may have traced callees): when such a frame
+  calls something after a start was disabled, ``restart_events`` turns
+  the disabled starts back on, so a function first seen too deep is still
+  traced when a traced frame calls it.  (It re-enables what other tools
+  disabled too, which costs them one more event per location, nothing
+  else.)
 - LINE, PY_RESUME, PY_RETURN, PY_YIELD (local, on traced code objects, and
   the last three on mempulse's own code, whose frames are transparent).
 - PY_UNWIND, PY_THROW (global only in PEP 669): a frame left by an
