@@ -75,10 +75,14 @@ print(json.dumps({"name": __name__, "argv": sys.argv, "path0": sys.path[0],
 GROW = """
 import mmap, sys
 
+# One 1 MiB chunk made up front: writing fresh bytes objects would leave
+# garbage that PyPy's collector may free inside a measured line.
+CHUNK = b"z" * (1 << 20)
+
 def grow(mib):
     m = mmap.mmap(-1, mib << 20)
     for _ in range(mib):
-        m.write(b"z" * (1 << 20))  # L:write
+        m.write(CHUNK)  # L:write
     return m
 
 small = [1, 2, 3]  # L:small
