@@ -32,6 +32,11 @@ def _load():
 
 ffi, lib, MODE = _load()
 
+
+def loaded():
+    """True once the compiled core is loaded (TEMPORARY: it is loaded at import)."""
+    return True
+
 #: What the C core uses for "the platform cannot give this value".
 NONE = -(1 << 63)
 

@@ -3,7 +3,7 @@ import functools
 import inspect
 import sys
 
-from mempulse import _tracer
+from mempulse import _own_call, _tracer
 from mempulse._report import format_trace_result
 
 
@@ -18,13 +18,7 @@ def _is_async(func):
 
 
 def _default_tracer_class():
-    try:
-        from mempulse._samplers import ProcSampler
-
-        ProcSampler()
-        return _tracer.cMemoryUsageTracer
-    except (OSError, RuntimeError):
-        return _tracer.MemoryUsageTracer
+    return _own_call.default_tracer_class()
 
 
 def profile(func=None, depth=1, callback=None, tracer=None):
@@ -62,14 +56,13 @@ def profile(func=None, depth=1, callback=None, tracer=None):
     _tracer.check_arguments(report, depth)
     tracer_class = tracer
     if tracer_class is None and depth > 0:
-        tracer_class = _default_tracer_class()
+        tracer_class = _own_call.default_tracer_class()
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        if depth == 0 or _tracer.current_tracer() is not None:
+        t = _own_call.tracer_for_call(report, depth, tracer_class) if depth else None
+        if t is None:
             return func(*args, **kwargs)
-        t = tracer_class(report, depth)
-        t._record_caller = False
         with t:
             return func(*args, **kwargs)
 

@@ -129,3 +129,34 @@ class PsutilSampler(object):
         """The exception a callback raised during the session, if any."""
         error, self._error = self._error, None
         return error
+
+
+class _Meter(object):
+    """TEMPORARY (lead's branch): process-wide readings over the old per-session C API."""
+
+    def __init__(self, sampler):
+        self.sampler = sampler
+        self.name = sampler.name
+        self.c = sampler.open()
+        self.interrupts = []
+
+    def pending_exception(self):
+        return self.sampler.pending_exception()
+
+    def lifetime_peak(self):
+        return None
+
+    def peak_per_line(self):
+        return self.c.reset_peak != ffi.NULL
+
+
+_meters = {}
+
+
+def meter(sampler):
+    """The process-wide meter for ``sampler``'s kind (TEMPORARY shim)."""
+    key = (type(sampler), os.getpid())
+    m = _meters.get(key)
+    if m is None:
+        m = _meters[key] = _Meter(sampler)
+    return m

@@ -1,64 +1,158 @@
-"""Python 3.12+: drive the tracer with ``sys.monitoring`` (PEP 669).
+"""Python 3.12+: the ``sys.monitoring`` (PEP 669) driver.
 
-Instead of a ``sys.settrace`` function called on every line of every traced
-frame's code, mempulse registers as a monitoring tool and asks for LINE
-events only on the code objects it traces, so other code pays nothing per
-line, and it leaves ``sys.settrace`` to coverage.py (its default core) and
-debuggers; coverage.py's own ``sys.monitoring`` core is another tool id.
+One process-wide monitoring tool serves every session of every thread: its
+callbacks find the calling thread's trace (``_engine.active_trace()``) and
+hand frames to the engine, so two sessions on two threads, or a user tracer
+nested in an own-call one, never act on each other's state.  The tool id is
+claimed when the first session starts and given back (callbacks
+unregistered first) when the last one ends.  Ids 3 and 4, then 2: 2 is the
+profiler's (cProfile takes it), 0 and 1 belong to debuggers and coverage.
 
 Events:
-- PY_START (global): a frame starts; it is traced when its caller is the
-  newest traced frame of its thread and the depth allows, like the
-  settrace driver's "call" event.  Its code then gets the local events.
-  Any other start returns DISABLE: that code object stops reporting
-  starts, so untraced code costs one callback per code object, not one
-  per call.
-- CALL (local, on frames that may have traced callees): when such a frame
-  calls something after a start was disabled, ``restart_events`` turns
-  the disabled starts back on, so a function first seen too deep is still
-  traced when a traced frame calls it.  (It re-enables what other tools
-  disabled too, which costs them one more event per location, nothing
-  else.)
-- LINE, PY_RESUME, PY_RETURN, PY_YIELD (local, on traced code objects, and
-  the last three on mempulse's own code, whose frames are transparent).
-- PY_UNWIND, PY_THROW (global only in PEP 669): a frame left by an
-  exception, a generator resumed by ``throw()``.
+- PY_START, PY_RESUME, PY_THROW (global): a frame starts or resumes; the
+  engine decides whether it is followed, and its code then gets the local
+  events below.  A start whose caller no trace follows returns DISABLE for
+  that code location, so code far from any trace costs one callback, not
+  one per call.  Starts of code that runs traced lines are never disabled
+  (they must be muted), nor resumes (a generator first advanced too deep
+  may be resumed by a traced frame later).
+- CALL (local, on code whose frames may have traced callees): when the
+  callee may be code that was disabled, ``restart_events()`` turns it back
+  on, once per code object: after that such code is never disabled again.
+- LINE (local, on traced code): straight to the C tracer bound to the thread.
+- PY_RETURN, PY_YIELD (local), PY_UNWIND (global): a frame leaves.
 
-LINE events carry no frame: they go straight to the C tracer bound to the
-calling thread.  A frame running traced code that is not itself traced (a
-deeper recursive call, say) is pushed as a *muted* frame, so its lines are
-dropped in C; threads without a bound tracer are ignored in C too.
+LINE events carry no frame, and local events are per code object, so a frame
+running traced code where it is not traced (a deeper recursive call, another
+thread's call) is pushed as *muted*: C drops its lines.
 """
 import sys
 import threading
 
+from mempulse import _core, _engine
+
 monitoring = getattr(sys, "monitoring", None)
 
-# Tool ids by convention: 0 debugger, 1 coverage, 2 profiler, 5 optimizer.
-# mempulse is a profiler; where a profiler (cProfile on 3.12+) already holds
-# id 2, the unassigned ones serve.
-_TOOL_IDS = (2, 3, 4)
+_TOOL_IDS = (3, 4, 2)
 _TOOL_NAME = "mempulse"
-
-_TRACED, _OWN_FRAME, _MUTED = 0, 1, 2
-
-
-# The frame that calls a thread's run() (only needed where sys.monitoring is).
-_BOOTSTRAP_INNER = threading.Thread._bootstrap_inner.__code__ if monitoring is not None else None
-
-
-def _is_thread_run(frame):
-    """Is frame a Thread's run(), called by the thread's bootstrap?"""
-    caller = frame.f_back
-    if caller is None or caller.f_code is not _BOOTSTRAP_INNER:
-        return False
-    run = getattr(caller.f_locals.get("self"), "run", None)
-    return getattr(getattr(run, "__func__", run), "__code__", None) is frame.f_code
 
 
 def available():
     """True where the interpreter has sys.monitoring."""
     return monitoring is not None
+
+
+class _Monitor(object):
+    """The process's one use of sys.monitoring, shared by every session."""
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.users = 0
+        self.tool = None
+        # Keyed by id: equal code objects (dataclasses' generated __init__)
+        # are distinct for sys.monitoring.
+        self.enabled = {}  # id(code) -> local events set on it
+        self.codes = {}  # id(code) -> code, for those
+        self.disabled = set()  # codes whose start was disabled since the last restart
+        self.sticky = set()  # codes never to disable again
+        self.restarted = False
+        self.self_loops = {}  # id(code) -> {jump destination offset: line}
+        self.interrupts = []  # the psutil meters' interrupt lists in use
+        self.callbacks = None
+
+    # -- claiming ---------------------------------------------------------------
+    def acquire(self, interrupts=None):
+        """Count a session in; False when no tool id is free.
+
+        ``interrupts``: the session's meter runs Python code (psutil) during
+        readings; what interrupted it is raised right after the C call.
+        """
+        with self.lock:
+            if self.users == 0:
+                tool = _claim_tool_id()
+                if tool is None:
+                    return False
+                self.tool = tool
+                try:
+                    self._install()
+                except BaseException:
+                    self._uninstall()
+                    raise
+            self.users += 1
+            if interrupts is not None:
+                self.interrupts.append(interrupts)
+                self._choose_line_callback()
+            return True
+
+    def release(self, interrupts=None):
+        """Count a session out; the last one gives the tool id back."""
+        with self.lock:
+            if interrupts is not None and interrupts in self.interrupts:
+                self.interrupts.remove(interrupts)
+                self._choose_line_callback()
+            self.users -= 1
+            if self.users <= 0:
+                self.users = 0
+                self._uninstall()
+
+    def _install(self):
+        events = monitoring.events
+        self.callbacks = _callbacks(self)
+        for event, function in self.callbacks.items():
+            if event != "psutil LINE":
+                monitoring.register_callback(self.tool, event, function)
+        monitoring.set_events(
+            self.tool, events.PY_START | events.PY_RESUME | events.PY_THROW | events.PY_UNWIND
+        )
+
+    def _uninstall(self):
+        tool, self.tool = self.tool, None
+        if tool is None:
+            return
+        try:
+            monitoring.set_events(tool, 0)
+            for code in self.codes.values():
+                monitoring.set_local_events(tool, code, 0)
+            for event in _EVENT_NAMES:
+                monitoring.register_callback(tool, getattr(monitoring.events, event), None)
+        finally:
+            self.enabled.clear()
+            self.codes.clear()
+            self.sticky.clear()
+            self.self_loops.clear()
+            del self.interrupts[:]
+            self.callbacks = None
+            monitoring.free_tool_id(tool)
+            if self.disabled or self.restarted:
+                # DISABLE outlives the tool id: give the next user a clean slate.
+                self.disabled.clear()
+                self.restarted = False
+                monitoring.restart_events()
+
+    def _choose_line_callback(self):
+        if self.tool is not None:
+            key = "psutil LINE" if self.interrupts else monitoring.events.LINE
+            monitoring.register_callback(self.tool, monitoring.events.LINE, self.callbacks[key])
+
+    # -- local events --------------------------------------------------------
+    def enable(self, code, events):
+        key = id(code)
+        old = self.enabled.get(key, 0)
+        if old | events != old and self.tool is not None:
+            self.enabled[key] = old | events
+            self.codes[key] = code
+            monitoring.set_local_events(self.tool, code, old | events)
+
+    def restart(self):
+        """Turn disabled starts back on; the codes concerned are never disabled again."""
+        self.sticky.update(self.disabled)
+        self.disabled.clear()
+        self.restarted = True
+        monitoring.restart_events()
+
+
+_EVENT_NAMES = ("LINE", "JUMP", "CALL", "PY_START", "PY_RESUME", "PY_THROW", "PY_RETURN", "PY_YIELD", "PY_UNWIND")
+_monitor = _Monitor()
 
 
 def _claim_tool_id():
@@ -72,198 +166,264 @@ def _claim_tool_id():
     return None
 
 
-class Monitor(object):
-    """One trace's use of sys.monitoring: its tool id, callbacks, code objects.
+def _callee_code(callable_):
+    function = getattr(callable_, "__func__", callable_)
+    return getattr(function, "__code__", None)
 
-    ``start`` returns False where no tool id is free (the caller then uses
-    ``sys.settrace``).
-    """
 
-    def __init__(self, tracer, active, own_code_id):
-        self.tracer = tracer
-        self.active = active  # threading.local with .session
-        self.own_code_id = own_code_id
-        self.tool = None
-        self.enabled = {}  # code object -> local events set on it
-        self.tops = set()  # the newest frame of every session's stack
+def _callbacks(monitor):
+    events = monitoring.events
+    line_event = events.LINE
+    leave_events = events.PY_RETURN | events.PY_YIELD
+    traced_events = line_event | leave_events
+    call_event = events.CALL
+    jump_event = events.JUMP
+    self_loops = monitor.self_loops
+    interrupt_lists = monitor.interrupts
+    getframe = sys._getframe
+    disable = monitoring.DISABLE
+    enabled = monitor.enabled
+    disabled = monitor.disabled
+    sticky = monitor.sticky
+    active = _engine._active
+    TRACED, OWN, MUTED = _engine.TRACED, _engine.OWN, _engine.MUTED
+    bootstrap = _engine.THREAD_BOOTSTRAP
+    thread_start = _engine.THREAD_START
+    lib = _core.lib
+    mp_line = lib.mp_bound_line
+    locked = _core.MODE == "abi"  # cffi releases the GIL around ABI-mode calls
 
-    def start(self, main, frame, record_root):
-        tool = _claim_tool_id()
-        if tool is None:
-            return False
-        self.tool = tool
+    def follow(trace, code, frame, kind):
+        """Give the code of a followed frame the local events it needs."""
+        if kind == OWN:
+            wanted = leave_events
+        else:
+            wanted = traced_events
+        if kind != MUTED and trace.levels[-1] < trace.depth:
+            wanted |= call_event
+        key = id(code)
+        have = enabled.get(key, 0)
+        if have & wanted != wanted:
+            if wanted & line_event and not have & line_event:
+                loops = _self_loops(code)
+                if loops:
+                    self_loops[key] = loops
+                    wanted |= jump_event
+            monitor.enable(code, wanted)
+
+    def begin(code, frame, may_disable):
+        trace = getattr(active, "trace", None)
+        if trace is None or trace.done:
+            caller = frame.f_back
+            if caller is not None and caller.f_code is bootstrap and code.co_name == "run":
+                # A thread's run(): never disabled, since a later thread may be adopted.
+                trace = _adopt(frame)
+                if trace is None:
+                    return None
+            else:
+                if not may_disable or code is thread_start or enabled.get(id(code), 0) & line_event:
+                    return None
+                return _disable(code)
+        if trace.is_thread:
+            with trace.lock:
+                return _begin(trace, code, frame, may_disable)
+        return _begin(trace, code, frame, may_disable)
+
+    def _begin(trace, code, frame, may_disable):
+        if trace.done:
+            return None
+        kind = trace.enter(frame)
+        if kind is not None:
+            follow(trace, code, frame, kind)
+            return None
+        if enabled.get(id(code), 0) & line_event:
+            trace.mute(frame)
+            return None
+        if not may_disable or code is thread_start:
+            return None
+        caller = frame.f_back
+        if caller in trace.frames:  # too deep now, may be traced from higher up later
+            return None
+        return _disable(code)
+
+    def _disable(code):
+        key = id(code)
+        if key in sticky:
+            return None
+        disabled.add(key)
+        return disable
+
+    def _adopt(frame):
+        thread = threading.current_thread()
+        for session in list(_engine._sessions):
+            if session.driver == Driver.name:
+                trace = session.adopt(thread, frame.f_back)
+                if trace is not None:
+                    return trace
+        return None
+
+    def on_start(code, offset):
         try:
-            self._install(main, frame, record_root)
-        except BaseException:
-            self.stop()
-            raise
-        return True
+            return begin(code, getframe(1), True)
+        except Exception as e:
+            _note(e)
 
-    def _install(self, main, frame, record_root):
-        tool = self.tool
-        events = monitoring.events
-        leave = events.PY_RESUME | events.PY_RETURN | events.PY_YIELD
-        self.traced_events = events.LINE | leave
-        self.own_events = events.CALL | leave
-        main.kinds = [_TRACED if record_root else _OWN_FRAME]
-        self.tops.add(frame)
-        callbacks = self._callbacks()
-        for event, function in callbacks.items():
-            monitoring.register_callback(tool, event, function)
-        self._enable(frame.f_code, (self.traced_events if record_root else 0) | events.CALL)
-        monitoring.set_events(tool, events.PY_START | events.PY_UNWIND | events.PY_THROW)
+    def on_resume(code, offset):
+        try:
+            begin(code, getframe(1), False)
+        except Exception as e:
+            _note(e)
 
-    def stop(self):
-        """Turn every event off and give the tool id back."""
-        tool, self.tool = self.tool, None
-        if tool is None:
+    def on_throw(code, offset, exc):
+        try:
+            begin(code, getframe(1), False)
+        except Exception as e:
+            _note(e)
+
+    def on_call(code, offset, callable_, arg0):
+        # Something may have been disabled that this frame is about to call.
+        if disabled:
+            try:
+                callee = _callee_code(callable_)
+                if callee is None or id(callee) in disabled:
+                    with monitor.lock:
+                        if monitor.tool is not None:
+                            monitor.restart()
+            except Exception as e:
+                _note(e)
+
+    def on_leave(code, offset, value):
+        trace = getattr(active, "trace", None)
+        if trace is None or trace.done:
             return
-        monitoring.set_events(tool, 0)
-        for code in self.enabled:
-            monitoring.set_local_events(tool, code, 0)
-        # The callbacks hold these too.
-        self.enabled.clear()
-        self.tops.clear()
-        monitoring.free_tool_id(tool)  # also unregisters the callbacks
-        # What our PY_START callback disabled stays disabled for this tool
-        # id until someone restarts events; do it now, for the next user.
-        monitoring.restart_events()
+        try:
+            if trace.is_thread:
+                with trace.lock:
+                    if not trace.done:
+                        trace.leave(getframe(1))
+            else:
+                trace.leave(getframe(1))
+        except Exception as e:
+            _note(e)
 
-    def _enable(self, code, events):
-        """Add events to the local events of code."""
-        old = self.enabled.get(code, 0)
-        if old | events != old:
-            self.enabled[code] = old | events
-            monitoring.set_local_events(self.tool, code, old | events)
-
-    def _callbacks(self):
-        events = monitoring.events
-        tracer = self.tracer
-        active = self.active
-        depth = tracer.trace_depth
-        own = self.own_code_id
-        enabled = self.enabled
-        tops = self.tops
-        enable = self._enable
-        traced_events, own_events = self.traced_events, self.own_events
-        line_event, call_event = events.LINE, events.CALL
-        getframe = sys._getframe
-        disable = monitoring.DISABLE
-        restart = monitoring.restart_events
-        pending = [False]  # some PY_START was disabled since the last restart
-        from mempulse._core import ffi, lib
-
-        mp_call, mp_line, mp_return = lib.mp_bound_call, lib.mp_bound_line, lib.mp_bound_return
+    if locked:
 
         def on_line(code, lineno):
-            mp_line(lineno)
+            trace = getattr(active, "trace", None)
+            try:
+                if trace is not None and trace.is_thread:
+                    with trace.lock:
+                        if not trace.done:
+                            mp_line(lineno)
+                else:
+                    mp_line(lineno)
+            except OverflowError:  # a line number C cannot hold
+                pass
 
-        def push(session, frame, level, kind):
-            stack = session.stack
-            tops.discard(stack[-1])
-            stack.append(frame)
-            tops.add(frame)
-            session.levels.append(level)
-            session.kinds.append(kind)
+    else:
 
-        def enter(session, code, frame):
-            """A frame starts or resumes below the newest one of its session."""
-            level = session.levels[-1]
-            code_id = tracer._code_ids.get(code)
-            if code_id is None:
-                code_id = tracer._code_id(code)
-            if code_id == own:
-                # Transparent: what it calls keeps its level.
-                push(session, frame, level, _OWN_FRAME)
-                enable(code, own_events)
-            elif level < depth:
-                push(session, frame, level + 1, _TRACED)
-                enable(code, traced_events | (call_event if level + 1 < depth else 0))
-                mp_call(code_id)
-            elif enabled.get(code, 0) & line_event:
-                mute(session, frame)
-            else:
-                return False
-            return True
+        def on_line(code, lineno):
+            try:
+                mp_line(lineno)
+            except OverflowError:  # a line number C cannot hold
+                pass
 
-        def mute(session, frame):
-            # Traced code running where it is not traced: its lines are
-            # dropped in C, and what it calls is below the depth.
-            push(session, frame, depth, _MUTED)
-            mp_call(-1)
+    def on_line_psutil(code, lineno):
+        on_line(code, lineno)
+        _raise_interrupt()
 
-        def start(code, frame, may_disable):
-            if frame.f_back in tops:
-                session = active.session
-                with session.lock:
-                    if not session.ended and frame.f_back is session.stack[-1]:
-                        if enter(session, code, frame):
-                            return None
-            elif enabled.get(code, 0) & line_event:
-                session = getattr(active, "session", None)
-                if session is not None:
-                    with session.lock:
-                        if not session.ended:
-                            mute(session, frame)
-                return None
-            elif code.co_name == "run" and _is_thread_run(frame):
-                # A thread started inside the trace begins its run().
-                session = tracer._thread_session(frame.f_back)
-                if session is not None:
-                    session.kinds = [_OWN_FRAME]
-                    tops.add(frame.f_back)
-                    with session.lock:
-                        enter(session, code, frame)
-                return None
-            if may_disable:
-                pending[0] = True
-                return disable
-            return None
+    def _raise_interrupt():
+        # What interrupted psutil inside the reading (Ctrl-C, a signal
+        # handler's exception) belongs to the traced code.
+        for interrupts in interrupt_lists:
+            if interrupts:
+                raise interrupts.pop(0)
 
-        def on_start(code, offset):
-            return start(code, getframe(1), True)
+    def on_jump(code, offset, destination):
+        # sys.settrace reports a backward jump to the same line as a new
+        # execution of it; LINE does not (a one-line loop).
+        loops = self_loops.get(id(code))
+        if loops is not None:
+            line = loops.get(destination)
+            if line is not None:
+                on_line(code, line)
 
-        def on_resume(code, offset):
-            start(code, getframe(1), False)
+    return {
+        "psutil LINE": on_line_psutil,
+        events.JUMP: on_jump,
+        events.LINE: on_line,
+        events.CALL: on_call,
+        events.PY_START: on_start,
+        events.PY_RESUME: on_resume,
+        events.PY_THROW: on_throw,
+        events.PY_RETURN: on_leave,
+        events.PY_YIELD: on_leave,
+        events.PY_UNWIND: on_leave,
+    }
 
-        def on_throw(code, offset, exc):
-            start(code, getframe(1), False)
 
-        def on_call(code, offset, callable_, arg0):
-            # A frame that may have traced callees calls: starts disabled
-            # since must be seen again.
-            if pending[0]:
-                pending[0] = False
-                restart()
+def _self_loops(code):
+    """{destination offset: line} of the backward jumps in code that stay on one line."""
+    import dis
 
-        def on_leave(code, offset, value):
-            frame = getframe(1)
-            if frame not in tops:
-                return
-            session = active.session
-            with session.lock:
-                stack = session.stack
-                if session.ended or len(stack) < 2 or stack[-1] is not frame:
-                    return
-                tops.discard(stack.pop())
-                tops.add(stack[-1])
-                session.levels.pop()
-                if session.kinds.pop() != _OWN_FRAME:
-                    mp_return()
-                if len(stack) == 1 and session is not tracer._main:
-                    # The thread's first frame (its run()) returned.
-                    tops.discard(stack[0])
-                    session.finish()
-                    lib.mp_bind(ffi.NULL)
-                    active.session = None
+    lines = {}
+    for start, end, line in code.co_lines():
+        if line is not None:
+            for offset in range(start, end, 2):
+                lines[offset] = line
+    loops = {}
+    for instruction in dis.get_instructions(code):
+        if instruction.opname.startswith("JUMP_BACKWARD"):
+            line = lines.get(instruction.offset)
+            if line is not None and lines.get(instruction.argval) == line:
+                loops[instruction.argval] = line
+    return loops
 
-        return {
-            events.LINE: on_line,
-            events.CALL: on_call,
-            events.PY_START: on_start,
-            events.PY_RESUME: on_resume,
-            events.PY_THROW: on_throw,
-            events.PY_RETURN: on_leave,
-            events.PY_YIELD: on_leave,
-            events.PY_UNWIND: on_leave,
-        }
+
+def _note(error):
+    trace = _engine.active_trace()
+    if trace is not None and trace.session.error is None:
+        trace.session.error = error
+
+
+class Driver(object):
+    """The sys.monitoring driver of one session's entering thread."""
+
+    name = "sys.monitoring"
+
+    def __init__(self, trace):
+        self.trace = trace
+        self.acquired = False
+
+    def install(self, frame, record_root):
+        """Start; False where every tool id is taken (use settrace then)."""
+        meter = self.trace.session.meter
+        self.interrupts = getattr(meter, "interrupts", None) if meter.name == "psutil" else None
+        if not _monitor.acquire(self.interrupts):
+            return False
+        self.acquired = True
+        kind = _engine.TRACED if record_root else _engine.OWN
+        events = monitoring.events
+        wanted = events.CALL | events.PY_RETURN | events.PY_YIELD
+        if kind == _engine.TRACED:
+            wanted |= events.LINE
+        _monitor.enable(frame.f_code, wanted)
+        return True
+
+    def uninstall(self):
+        if self.acquired:
+            self.acquired = False
+            _monitor.release(self.interrupts)
+        return None
+
+
+def after_fork_in_child():
+    """The child abandons its parent's sessions: give the tool id back."""
+    monitor = _monitor
+    monitor.lock = threading.RLock()
+    if monitor.tool is not None:
+        monitor.users = 0
+        try:
+            monitor._uninstall()
+        except Exception:
+            pass

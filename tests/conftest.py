@@ -80,6 +80,21 @@ def open_fds():
     return sorted(os.listdir("/proc/self/fd"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def process_meters():
+    """Open the process-wide meters once, as a first trace does.
+
+    The /proc files they keep open belong to the process, not to a test, so
+    the per-test fd check below starts after them.
+    """
+    for cls in (mempulse.cMemoryUsageTracer, mempulse.MemoryUsageTracer):
+        try:
+            with cls(lambda result: None, 1):
+                pass
+        except (ImportError, OSError):
+            pass
+
+
 @pytest.fixture(autouse=True)
 def clean_state():
     """Every test starts and must end with no tracer and no leaked fds."""
@@ -93,3 +108,46 @@ def clean_state():
     assert sys.gettrace() is trace_before
     assert mempulse._tracer.current_tracer() is None
     assert open_fds() == fds_before
+
+
+# Every tracer test that asks for ``driver`` runs under each driver this
+# interpreter has: sys.settrace everywhere, sys.monitoring on 3.12+.
+DRIVERS = ["settrace"] + (["sysmon"] if hasattr(__import__("sys"), "monitoring") else [])
+
+
+@pytest.fixture(params=DRIVERS)
+def driver(request, monkeypatch):
+    if request.param == "settrace":
+        monkeypatch.setenv("MEMPULSE_DRIVER", "settrace")
+    else:
+        monkeypatch.delenv("MEMPULSE_DRIVER", raising=False)
+    return request.param
+
+
+def run_python(code, timeout=120, env=None):
+    """Run ``code`` in a fresh interpreter (this one); (status, stdout, stderr).
+
+    For scenarios that could hang or kill the process: a timeout fails the
+    test instead of hanging the suite.
+    """
+    import subprocess
+    import sys
+    import textwrap
+    import threading
+
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=full_env,
+        cwd=os.path.dirname(os.path.abspath(__file__)),
+    )
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        out, err = proc.communicate()
+    finally:
+        timer.cancel()
+    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")

@@ -342,5 +342,5 @@ def test_c_memory_grows_with_callsites_not_events(tracer_class):
     with tracer_class(lambda r: None, 1) as tracer:
         for n in (10, 200000):
             spin(n)
-            sizes.append(_core.lib.mp_footprint(tracer._main.tracer))
+            sizes.append(_core.lib.mp_footprint(tracer._session.main.c))
     assert sizes[0] == sizes[1]

@@ -1,0 +1,390 @@
+"""The tracing engine: what a trace session knows, whichever driver feeds it.
+
+A session is one entered tracer.  Each thread it traces has a
+:class:`ThreadTrace`: the frames it follows (newest last), their levels and
+kinds, and its own C tracer, bound to that thread so line events go straight
+to C.  The drivers (``_settrace.py``, ``_sysmon.py``) only translate their
+events into :meth:`ThreadTrace.enter` and :meth:`ThreadTrace.leave`; every
+rule lives here:
+
+- Levels: the frame that entered the tracer is the root, level 0; a frame
+  started (or resumed) by the newest followed frame is one level deeper and
+  traced while its level is at most the depth.  A generator or coroutine
+  counts its level where it is resumed.
+- mempulse's own frames (and ``threading.Thread.run``) are transparent: not
+  recorded, and what they call keeps their level.
+- Frames are matched by identity, never by position: a start whose caller
+  is deeper in the stack, or a leave of a frame below the newest, first
+  closes the frames above it (events lost to an exception inside a callback,
+  a generator abandoned mid-way, a task cancelled across an ``await``).  So no
+  event order makes the engine raise, and C sees a consistent stack.
+- The root may leave and come back (a ``with`` block inside a generator or
+  a coroutine across ``await``): its lines are recorded again when it resumes.
+- Threads: a thread is traced only when a thread this session traces
+  started it while the session ran; its trace ends when its ``run()``
+  returns, or when the session ends, whichever is first.
+- Fork: in a child, every session is abandoned (no trace, no callback, no
+  file of the parent's); see :func:`_after_fork_in_child`.
+"""
+import os
+import sys
+import threading
+
+from mempulse import _core
+
+try:
+    _get_ident = threading.get_ident
+except AttributeError:  # Python 2
+    import thread as _thread_module  # noqa: N813
+
+    _get_ident = _thread_module.get_ident
+
+# Kinds of followed frames.
+TRACED, OWN, MUTED = 1, 2, 3
+
+# Code id of mempulse's own frames (C never sees it).
+OWN_CODE = -1
+
+# Readings closer together than this are skipped (csrc/tracer.c says why
+# memory cannot move much faster; the README states the accuracy bound).
+PERIOD_NS = 50000
+
+
+def _package_dir():
+    return os.path.join(os.path.dirname(_package_dir.__code__.co_filename), "")
+
+
+#: Frames of code under this directory are mempulse's own, never recorded.
+PACKAGE_DIR = _package_dir()
+
+
+def _code_of(function):
+    function = getattr(function, "__func__", function)
+    return function.__code__
+
+
+THREAD_RUN = _code_of(threading.Thread.run)
+THREAD_START = _code_of(threading.Thread.start)
+_bootstrap = getattr(threading.Thread, "_bootstrap_inner", None) or getattr(
+    threading.Thread, "_Thread__bootstrap_inner"
+)
+THREAD_BOOTSTRAP = _code_of(_bootstrap)
+
+# The bottom of every stack: a started frame whose caller is this one is
+# never followed (nothing's f_back is this object).
+_BOTTOM = object()
+
+# The thread's innermost ThreadTrace (the one its events go to), as .trace.
+_active = threading.local()
+
+# Sessions running in this process, for fork handling.
+_sessions = set()
+_sessions_lock = threading.Lock()
+
+
+def code_is_start(frame):
+    return frame.f_code is THREAD_START
+
+
+def active_trace():
+    """This thread's current :class:`ThreadTrace`, or None."""
+    trace = getattr(_active, "trace", None)
+    if trace is None or trace.done:
+        return None
+    return trace
+
+
+class Session(object):
+    """One entered tracer: its threads, names, meter and the ``ended`` gate.
+
+    ``lock`` guards what several threads share: the code-id tables, the
+    thread list, ``ended``.  Each thread's C tracer is written only by that
+    thread, except that the entering thread finishes and merges them on
+    exit, under the thread's own lock (see :class:`ThreadTrace`).
+    """
+
+    def __init__(self, tracer, meter, depth, steps_aside):
+        self.tracer = tracer
+        self.meter = meter
+        self.depth = depth
+        self.steps_aside = steps_aside  # an own-call trace: a user tracer may nest
+        self.lock = threading.Lock()
+        self.ended = False
+        self.pid = os.getpid()
+        self.code_ids = {}  # id(code object) -> code id (OWN_CODE for ours)
+        self.codes = []
+        self.names = []  # id -> (filename, function)
+        self.name_ids = {}
+        self.threads = []  # ThreadTrace of every thread but the entering one
+        self.children = set()  # ids of Thread objects started by traced threads
+        self.error = None  # first failure in another thread, raised on exit
+        self.main = None
+        self.driver = None
+        self.forked = False
+        self.warnings = []
+
+    # -- names ---------------------------------------------------------------
+    def code_id(self, code):
+        """Small int naming (filename, function); one per distinct pair."""
+        with self.lock:
+            code_id = self.code_ids.get(id(code))
+            if code_id is not None:
+                return code_id
+            if code.co_filename.startswith(PACKAGE_DIR) or code is THREAD_RUN:
+                code_id = OWN_CODE
+            else:
+                key = (code.co_filename, code.co_name)
+                code_id = self.name_ids.get(key)
+                if code_id is None:
+                    code_id = self.name_ids[key] = len(self.names)
+                    self.names.append(key)
+            # By identity: equal code objects (two dataclasses' generated
+            # __init__, copies made by other tools) may come from other files.
+            self.code_ids[id(code)] = code_id
+            self.codes.append(code)  # keeps ids from being reused meanwhile
+            return code_id
+
+    # -- threads ---------------------------------------------------------------
+    def note_thread_start(self, frame):
+        """A traced thread runs ``Thread.start``: that thread may be adopted."""
+        thread = frame.f_locals.get("self")
+        if thread is not None:
+            with self.lock:
+                if not self.ended:
+                    self.children.add(id(thread))
+
+    def adopt(self, thread, root):
+        """A ThreadTrace for ``thread`` (the calling thread, about to run), or None.
+
+        Only threads that a traced thread started during this session are
+        adopted, and only while it runs.
+        """
+        with self.lock:
+            if self.ended or id(thread) not in self.children:
+                return None
+            self.children.discard(id(thread))
+            try:
+                trace = ThreadTrace(self, root, False, thread=True)
+            except Exception as e:  # reported on exit, never in the thread
+                if self.error is None:
+                    self.error = e
+                return None
+            self.threads.append(trace)
+        trace.activate()
+        return trace
+
+    def end(self):
+        """Close the gate: no thread adopts or records anything from now on."""
+        with self.lock:
+            self.ended = True
+            self.children.clear()
+
+
+class ThreadTrace(object):
+    """One thread's share of a session: followed frames and its C tracer.
+
+    ``enter``/``leave`` are called by the thread itself.  ``lock`` is taken
+    by the drivers around events of threads other than the entering one,
+    since the entering thread finishes their C tracers on exit.
+    """
+
+    def __init__(self, session, root, record_root, thread=False):
+        self.session = session
+        self.depth = session.depth
+        self.root = root
+        self.is_thread = thread
+        self.done = False
+        self.lock = threading.Lock()
+        self.outer = None  # the trace this one stepped in front of, if any
+        self.ident = _get_ident()
+        self.c = None
+        self.dropped_root = False
+        ffi, lib = _core.ffi, _core.lib
+        out = ffi.new("mp_tracer **")
+        status = lib.mp_tracer_new(session.meter.c, PERIOD_NS, out)
+        if status != 0:
+            raise MemoryError("mempulse: %s" % _core.strerror(status))
+        self.c = out[0]
+        status = lib.mp_start(self.c)
+        if status != 0:
+            failure = session.tracer._failure(status, lib.mp_error_errno(self.c))
+            lib.mp_tracer_free(self.c)
+            self.c = None
+            raise failure
+        self.root_code = OWN_CODE
+        if record_root:
+            self.root_code = session.code_id(root.f_code)
+        self.root_kind = OWN if self.root_code == OWN_CODE else TRACED
+        self.frames = [_BOTTOM, root]
+        self.levels = [0, 0]
+        self.kinds = [OWN, self.root_kind]
+        self._mp_call = lib.mp_bound_call
+        self._mp_return = lib.mp_bound_return
+
+    def activate(self):
+        """Make this the calling thread's trace: its events go to this C tracer."""
+        _core.lib.mp_bind(self.c)
+        if self.root_kind == TRACED:
+            self._mp_call(self.root_code)
+        _active.trace = self
+
+    # -- events --------------------------------------------------------------
+    def enter(self, frame):
+        """``frame`` starts or resumes; returns its kind, or None if not followed."""
+        frames = self.frames
+        parent = frame.f_back
+        if parent is not frames[-1]:
+            if frame is self.root:
+                return self._resume_root()
+            if frame in frames:
+                # Resumed while we thought it ran: its leave was lost.
+                self._unwind_above(frame)
+                return self.kinds[-1]
+            if parent not in frames:
+                if code_is_start(frame):
+                    self.session.note_thread_start(frame)
+                return None
+            self._unwind_above(parent)
+        level = self.levels[-1]
+        code = frame.f_code
+        code_id = self.session.code_ids.get(id(code))
+        if code_id is None:
+            code_id = self.session.code_id(code)
+        if code_id == OWN_CODE:
+            frames.append(frame)
+            self.levels.append(level)
+            self.kinds.append(OWN)
+            return OWN
+        if level >= self.depth:
+            if code is THREAD_START:
+                self.session.note_thread_start(frame)
+            return None
+        frames.append(frame)
+        self.levels.append(level + 1)
+        self.kinds.append(TRACED)
+        self._mp_call(code_id)
+        if code is THREAD_START:
+            self.session.note_thread_start(frame)
+        return TRACED
+
+    def mute(self, frame):
+        """``frame`` runs traced code where it is not traced: drop its lines.
+
+        (sys.monitoring enables LINE per code object, not per frame.)
+        """
+        self.frames.append(frame)
+        self.levels.append(self.depth)
+        self.kinds.append(MUTED)
+        self._mp_call(-1)
+
+    def leave(self, frame):
+        """``frame`` returns, yields or is left by an exception.
+
+        Returns True when this was a thread's ``run()`` returning: the
+        thread's trace is then finished.
+        """
+        frames = self.frames
+        if frame is not frames[-1]:
+            if frame not in frames:
+                return False
+            self._unwind_above(frame)
+        self._pop()
+        if self.is_thread and len(frames) == 2:
+            # The thread's run() returned (the driver holds the lock).
+            self._finish()
+            self.deactivate()
+            return True
+        return False
+
+    def _pop(self):
+        self.frames.pop()
+        self.levels.pop()
+        if self.kinds.pop() != OWN:
+            self._mp_return()
+
+    def _unwind_above(self, frame):
+        frames = self.frames
+        while frames[-1] is not frame and len(frames) > 1:
+            self._pop()
+
+    def _resume_root(self):
+        # Everything above the bottom is stale: the root left (yield/await)
+        # and its leave may have been lost.
+        frames = self.frames
+        while len(frames) > 1:
+            self._pop()
+        frames.append(self.root)
+        self.levels.append(0)
+        self.kinds.append(self.root_kind)
+        if self.root_kind == TRACED:
+            self._mp_call(self.root_code)
+        return self.root_kind
+
+    # -- ending ----------------------------------------------------------------
+    def _finish(self):  # lock held, or the thread is the session's entering one
+        if not self.done:
+            self.done = True
+            if self.c is not None:
+                _core.lib.mp_finish(self.c)
+
+    def deactivate(self):
+        """Stop sending this thread's events here; the outer trace (if any) resumes."""
+        if getattr(_active, "trace", None) is self:
+            outer = self.outer
+            _active.trace = outer
+            _core.lib.mp_bind(outer.c if outer is not None else _core.ffi.NULL)
+
+    def free(self):
+        """Release the C tracer and every frame reference."""
+        with self.lock:
+            self.done = True
+            if self.c is not None:
+                _core.lib.mp_tracer_free(self.c)
+                self.c = None
+        self.frames = [_BOTTOM]
+        self.levels = [0]
+        self.kinds = [OWN]
+        self.root = None
+        self.outer = None
+
+
+def register(session):
+    with _sessions_lock:
+        _sessions.add(session)
+
+
+def unregister(session):
+    with _sessions_lock:
+        _sessions.discard(session)
+
+
+def _after_fork_in_child():
+    """A forked child traces nothing: its parent's sessions are abandoned.
+
+    The child keeps running the traced code, so every session is marked
+    ended (the drivers' functions then detach at their next event), locks
+    another thread may have held at fork are replaced, and this thread's
+    events go nowhere.  The C core reopens its own /proc files (pid check).
+    """
+    global _sessions_lock
+    _sessions_lock = threading.Lock()
+    for session in list(_sessions):
+        session.lock = threading.Lock()
+        session.ended = True
+        session.forked = True
+        for trace in [session.main] + session.threads:
+            if trace is not None:
+                trace.lock = threading.Lock()
+                trace.done = True
+    _sessions.clear()
+    _active.trace = None
+    if _core.loaded():
+        _core.lib.mp_bind(_core.ffi.NULL)
+    from mempulse import _settrace, _sysmon
+
+    _settrace.after_fork_in_child()
+    _sysmon.after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # 3.7+; 2.7/3.6 rely on pid checks
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,226 @@
+"""The ``sys.settrace`` driver: trace functions that feed the engine.
+
+Every Python version has it.  A thread's global trace function gets each
+frame's "call" and hands it to :meth:`ThreadTrace.enter`; a followed frame
+gets a local trace function whose "line" events go straight to C and whose
+"return" goes to :meth:`ThreadTrace.leave`.  Threads started by traced
+threads are picked up by one process-wide ``threading.settrace`` hook that
+passes every other thread on to whatever hook was there before.
+
+CPython drops a trace function that raises, so none of these may raise:
+an unexpected failure is noted on the session and reported on exit.
+"""
+import sys
+import threading
+import warnings
+
+from mempulse import _core, _engine
+
+TRACED = _engine.TRACED
+
+
+def _thread_hook_now():
+    getter = getattr(threading, "gettrace", None)  # Python 3.10+
+    return getter() if getter is not None else getattr(threading, "_trace_hook", None)
+
+
+class Driver(object):
+    """The settrace driver of one thread's trace."""
+
+    name = "sys.settrace"
+
+    def __init__(self, trace, guarded):
+        self.trace = trace
+        self.previous = None
+        self.previous_local = None
+        self.frame = None
+        self.installed = False
+        self.global_, self.local, self.local_own = _functions(trace, guarded)
+
+    def install(self, frame, record_root):
+        """Start tracing the calling thread; ``frame`` is the root."""
+        self.previous = sys.gettrace()
+        self.previous_local = frame.f_trace
+        self.frame = frame
+        if record_root:
+            frame.f_trace = self.local
+        self.installed = True
+        sys.settrace(self.global_)
+        _thread_hook_users(+1)
+
+    def uninstall(self):
+        """Stop tracing the calling thread; restore what was there before.
+
+        Returns a warning text when the trace function had been replaced or
+        dropped meanwhile (by code inside the block, or by CPython after an
+        exception inside it), else None.
+        """
+        if not self.installed:
+            return None
+        self.installed = False
+        current = sys.gettrace()
+        sys.settrace(self.previous)
+        if self.frame is not None:
+            self.frame.f_trace = self.previous_local
+        # The __exit__ frame was followed as mempulse's own; its return must
+        # not reach us through a restored tracer.
+        sys._getframe(1).f_trace = None
+        _thread_hook_users(-1)
+        problem = None
+        if current is not self.global_:
+            if current is None:
+                problem = (
+                    "mempulse: tracing of this thread stopped before the block ended "
+                    "(CPython drops a trace function when an exception, such as "
+                    "RecursionError, is raised inside it); later lines are missing"
+                )
+            else:
+                problem = (
+                    "mempulse: sys.settrace() was changed inside the traced block "
+                    "(to %r); mempulse restored the trace function that was set before "
+                    "the block" % (current,)
+                )
+        self.previous = self.previous_local = self.frame = None
+        return problem
+
+
+def _functions(trace, guarded):
+    """(global, local, local_own) trace functions for ``trace``'s thread.
+
+    ``guarded``: take the trace's lock around each event and stop at the
+    end of the session (threads other than the entering one).
+    """
+    enter, leave = trace.enter, trace.leave
+    session = trace.session
+    mp_line = _core.lib.mp_bound_line
+
+    def local(frame, event, arg):
+        try:
+            if event == "line":
+                mp_line(frame.f_lineno)
+            elif event == "return":
+                leave(frame)
+        except Exception as e:  # e.g. a line number C cannot hold
+            _note(session, e)
+        return local
+
+    meter = session.meter
+    interrupts = getattr(meter, "interrupts", None) if meter.name == "psutil" else None
+    if interrupts is not None:
+        plain_local = local
+
+        def local(frame, event, arg):
+            plain_local(frame, event, arg)
+            if interrupts:
+                # What interrupted psutil inside the reading (Ctrl-C, a
+                # signal handler's exception) belongs to the traced code.
+                raise interrupts.pop(0)
+            return local
+
+    def local_own(frame, event, arg):
+        if event == "return":
+            try:
+                leave(frame)
+            except Exception as e:
+                _note(session, e)
+        return local_own
+
+    def global_(frame, event, arg):
+        if trace.done:
+            sys.settrace(None)
+            return None
+        try:
+            kind = enter(frame)
+        except Exception as e:
+            _note(session, e)
+            return None
+        if kind is None:
+            return None
+        return local if kind == TRACED else local_own
+
+    if not guarded:
+        return global_, local, local_own
+
+    lock_of = trace  # its lock is replaced in a forked child
+
+    def detach():
+        sys.settrace(None)
+        trace.deactivate()
+        return None
+
+    def guard(inner):
+        def guarded_function(frame, event, arg):
+            with lock_of.lock:
+                if trace.done:
+                    return detach()
+                inner(frame, event, arg)
+                if trace.done:  # the thread's run() returned
+                    return detach()
+            return guarded_function
+
+        return guarded_function
+
+    g_local, g_own = guard(local), guard(local_own)
+
+    def g_global(frame, event, arg):
+        with lock_of.lock:
+            if trace.done:
+                return detach()
+            chosen = global_(frame, event, arg)
+        if chosen is None:
+            return None
+        return g_local if chosen is local else g_own
+
+    return g_global, g_local, g_own
+
+
+def _note(session, error):
+    """Keep the first unexpected failure inside a trace function for exit."""
+    if session.error is None:
+        session.error = error
+
+
+# ---- threads started inside a trace -----------------------------------------
+_hook_lock = threading.Lock()
+_hook_state = {"users": 0, "previous": None}
+
+
+def _thread_hook_users(delta):
+    with _hook_lock:
+        users = _hook_state["users"]
+        if delta > 0 and users == 0:
+            _hook_state["previous"] = _thread_hook_now()
+            threading.settrace(_thread_hook)
+        elif delta < 0 and users == 1:
+            if _thread_hook_now() is _thread_hook:
+                threading.settrace(_hook_state["previous"])
+            _hook_state["previous"] = None
+        _hook_state["users"] = max(0, users + delta)
+
+
+def _thread_hook(frame, event, arg):
+    """First event of a new thread: trace it if a traced thread started it."""
+    thread = threading.current_thread()
+    for session in list(_engine._sessions):
+        if session.driver != Driver.name:
+            continue
+        trace = session.adopt(thread, frame.f_back)
+        if trace is not None:
+            driver = Driver(trace, guarded=True)
+            sys.settrace(driver.global_)
+            return driver.global_(frame, event, arg)
+    previous = _hook_state["previous"]
+    sys.settrace(previous)
+    if previous is not None:
+        return previous(frame, event, arg)
+    return None
+
+
+def after_fork_in_child():
+    global _hook_lock
+    _hook_lock = threading.Lock()
+
+
+def warn(problem):
+    """Say on exit what went wrong (RuntimeWarning, from the user's block)."""
+    warnings.warn(problem, RuntimeWarning, stacklevel=3)

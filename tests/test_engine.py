@@ -1,0 +1,799 @@
+"""The engine under real programs: threads at exit, generators, coroutines,
+exceptions, interrupts, nesting, coexistence, equal code objects.
+
+Every test runs under each driver (``driver`` fixture); scenarios that could
+hang or kill the interpreter run in a subprocess with a timeout.
+"""
+import os
+import sys
+import threading
+
+import pytest
+
+import mempulse
+from conftest import MiB, line_of, record_at, run_python, touched
+
+HAVE_ASYNCIO_RUN = sys.version_info >= (3, 7)
+PY2 = sys.version_info[0] == 2
+
+
+def lines_of(result, function):
+    return sorted(r.lineno for r in result if r.function == function)
+
+
+# ---- threads still running when the block exits ---------------------------
+def test_threads_running_at_exit_never_fail(tracer_class, driver):
+    """200 exits with two busy traced threads: no error in them or in __exit__."""
+    errors = []
+    results = []
+
+    def busy(stop):
+        try:
+            total = 0
+            while not stop.is_set():
+                total += 1
+                total -= 1
+                helper_line(total)
+        except BaseException as e:  # pragma: no cover - the failure shown
+            errors.append(repr(e))
+
+    for _ in range(200):
+        stop = threading.Event()
+        with tracer_class(results.append, 2):
+            threads = [threading.Thread(target=busy, args=(stop,)) for _ in range(2)]
+            for t in threads:
+                t.start()
+            helper_line(1)
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert len(results) == 200
+    assert mempulse._tracer.current_tracer() is None
+
+
+def helper_line(x):
+    return x + 1
+
+
+# ---- generators ------------------------------------------------------------
+def rows():
+    yield "header"  # L:rows-header
+    for i in range(3):  # L:rows-loop
+        yield i
+
+
+def tally(it):
+    total = 0
+    for value in it:  # L:tally-loop
+        total += value
+    return total
+
+
+def deep(it):
+    return next(it)
+
+
+def middle(it):
+    return deep(it)
+
+
+def test_generator_resumed_below_the_depth(driver):
+    """header = next(it); tally(it): no error, both functions' lines recorded."""
+    results = []
+    with mempulse.cMemoryUsageTracer(results.append, 2):
+        it = rows()
+        header = next(it)
+        total = tally(it)
+    assert header == "header" and total == 3
+    (result,) = results
+    assert record_at(result, line_of("L:tally-loop")).hits == 4
+    assert record_at(result, line_of("L:rows-loop")).hits >= 3
+
+
+def test_generator_first_advanced_too_deep_is_traced_when_resumed_within(driver):
+    results = []
+    with mempulse.cMemoryUsageTracer(results.append, 1):
+        it = rows()
+        middle(it)  # first advanced at level 3: not traced
+        rest = sum(it)  # resumed by this frame: level 1
+    assert rest == 3
+    (result,) = results
+    assert record_at(result, line_of("L:rows-loop")).hits >= 3
+    assert lines_of(result, "deep") == []
+
+
+def test_tracer_inside_contextmanager_and_exitstack(driver):
+    import contextlib
+
+    results = []
+
+    @contextlib.contextmanager
+    def traced():
+        with mempulse.cMemoryUsageTracer(results.append, 1):
+            yield
+
+    for _ in range(3):
+        with traced():
+            helper_line(1)
+        assert mempulse._tracer.current_tracer() is None
+    with contextlib.ExitStack() if not PY2 else _NullStack() as stack:
+        if not PY2:
+            stack.enter_context(mempulse.cMemoryUsageTracer(results.append, 1))
+        helper_line(2)
+    assert mempulse._tracer.current_tracer() is None
+    assert len(results) == (3 if PY2 else 4)
+
+
+class _NullStack(object):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+# ---- coroutines ------------------------------------------------------------
+ASYNC_BLOCK = """
+import asyncio, json, sys
+import mempulse
+
+results = []
+
+async def handler(n):
+    with mempulse.cMemoryUsageTracer(results.append, 1):
+        before = bytearray(n)
+        await asyncio.sleep(0.001)
+        after = bytearray(n)  # L:after-await
+    return len(before) + len(after)
+
+async def other():
+    for i in range(50):
+        await asyncio.sleep(0)
+
+async def main():
+    other_task = asyncio.ensure_future(other())
+    total = await handler(1 << 20)
+    await other_task
+    return total
+
+total = asyncio.run(main())
+marked = [i for i, text in enumerate(open(__file__).read().splitlines(), 1) if "L:after-await" in text]
+print(json.dumps({"total": total, "results": len(results),
+                  "lines": sorted(r.lineno for r in results[0])}))
+"""
+
+
+def _script(tmpdir, name, text):
+    path = os.path.join(str(tmpdir), name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+@pytest.mark.skipif(not HAVE_ASYNCIO_RUN, reason="asyncio.run needs 3.7+")
+def test_with_block_inside_a_coroutine_across_await(driver, tmpdir):
+    import json
+    import subprocess
+
+    path = _script(tmpdir, "block_across_await.py", ASYNC_BLOCK)
+    env = dict(os.environ)
+    out = subprocess.check_output([sys.executable, path], env=env, timeout=120)
+    data = json.loads(out.decode())
+    assert data["total"] == 2 << 20 and data["results"] == 1
+    assert line_of("L:after-await", path) in data["lines"]
+
+
+DEEP_CANCEL = """
+import asyncio, sys
+import mempulse
+
+async def worker(i):
+    try:
+        for k in range(100):
+            await asyncio.sleep(0.0005)
+    except asyncio.CancelledError:
+        raise
+
+async def main():
+    tasks = [asyncio.ensure_future(worker(i)) for i in range(8)]
+    await asyncio.sleep(0.005)
+    for t in tasks[::2]:
+        t.cancel()
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    return sum(isinstance(d, asyncio.CancelledError) for d in done)
+
+results = []
+for depth in (12, 30):
+    with mempulse.cMemoryUsageTracer(results.append, depth):
+        cancelled = asyncio.run(main())
+    assert cancelled == 4, cancelled
+print("ok", len(results), len(results[0]) > 0)
+"""
+
+
+@pytest.mark.skipif(not HAVE_ASYNCIO_RUN, reason="asyncio.run needs 3.7+")
+def test_asyncio_deep_with_cancellation_finishes(driver):
+    status, out, err = run_python(DEEP_CANCEL, timeout=180)
+    assert status == 0, err
+    assert out.split() == ["ok", "2", "True"], (out, err)
+
+
+# ---- exceptions --------------------------------------------------------------
+def recurse(n):
+    return recurse(n + 1)
+
+
+def test_recursion_error_caught_inside_block(driver, recwarn):
+    results = []
+    with mempulse.cMemoryUsageTracer(results.append, 1):
+        try:
+            recurse(0)
+        except RecursionError if not PY2 else RuntimeError:
+            pass
+        after = helper_line(1)  # L:after-recursion
+    assert after == 2
+    assert sys.gettrace() is None
+    (result,) = results
+    recorded = [r for r in result if r.lineno == line_of("L:after-recursion")]
+    if driver == "sysmon":
+        assert recorded
+    elif not recorded:
+        # CPython dropped the trace function: mempulse says so on exit.
+        assert any("tracing of this thread stopped" in str(w.message) for w in recwarn.list)
+        assert result.metadata["warnings"]
+
+
+def test_exceptions_caught_inside_keep_tracing(driver):
+    results = []
+
+    def fails():
+        raise ValueError("x")
+
+    with mempulse.cMemoryUsageTracer(results.append, 2):
+        for _ in range(20):
+            try:
+                fails()
+            except ValueError:
+                pass
+        after = 1  # L:after-caught
+    assert after == 1
+    assert record_at(results[0], line_of("L:after-caught")).hits == 1
+
+
+KEYBOARD_INTERRUPTS = """
+import random, sys, threading, time
+try:
+    import _thread
+except ImportError:
+    import thread as _thread
+import mempulse
+
+def leaf(x):
+    return x * 2
+
+def work():
+    total = 0
+    t0 = time.time()
+    while time.time() - t0 < 0.004:
+        total += leaf(1)
+    return total
+
+cls = mempulse.MemoryUsageTracer if sys.argv[-1] == "psutil" else mempulse.cMemoryUsageTracer
+random.seed(4)
+interrupted = calls = 0
+for i in range(200):
+    timer = threading.Timer(random.uniform(0, 0.005), _thread.interrupt_main)
+    timer.start()
+    try:
+        try:
+            with cls(lambda r: None, 2):
+                work()
+            calls += 1
+            time.sleep(0.006)
+        finally:
+            timer.cancel()
+            timer.join()
+    except KeyboardInterrupt:
+        interrupted += 1
+assert mempulse._tracer.current_tracer() is None
+assert sys.gettrace() is None
+if hasattr(sys, "monitoring"):
+    assert [sys.monitoring.get_tool(t) for t in (2, 3, 4)] == [None, None, None]
+results = []
+with cls(results.append, 1):
+    x = leaf(3)
+assert any(r.function == "<module>" for r in results[0]), results
+print("ok", interrupted, calls)
+"""
+
+
+@pytest.mark.parametrize("sampler", ["c", "psutil"])
+def test_keyboard_interrupt_at_random_moments_leaves_interpreter_sound(driver, sampler):
+    if sampler == "psutil":
+        pytest.importorskip("psutil")
+    code = KEYBOARD_INTERRUPTS.replace("sys.argv[-1]", repr(sampler))
+    status, out, err = run_python(code, timeout=240)
+    assert status == 0, err[-3000:]
+    words = out.split()
+    assert words[0] == "ok", (out, err)
+    assert int(words[1]) > 0  # interrupts did land
+
+
+# ---- one tracer, two threads ------------------------------------------------
+def test_one_tracer_entered_from_two_threads(driver):
+    """One of the two gets 'already in use'; repeated, no crash or leak."""
+    for _ in range(100):
+        tracer = mempulse.cMemoryUsageTracer(lambda r: None, 1)
+        barrier = threading.Barrier(2) if not PY2 else None
+        outcomes = []
+
+        def enter():
+            if barrier is not None:
+                barrier.wait()
+            try:
+                with tracer:
+                    helper_line(1)
+                outcomes.append("ok")
+            except RuntimeError as e:
+                outcomes.append(str(e))
+
+        threads = [threading.Thread(target=enter) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert "ok" in outcomes
+        assert all(o in ("ok", "this tracer is already in use") for o in outcomes), outcomes
+
+
+def test_two_threads_with_their_own_tracers_on_one_function(driver):
+    results = {0: [], 1: []}
+    barrier = threading.Barrier(2) if not PY2 else None
+
+    def run(i):
+        if barrier is not None:
+            barrier.wait()
+        with mempulse.cMemoryUsageTracer(results[i].append, 1):
+            for _ in range(200):
+                helper_line(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in (0, 1):
+        (result,) = results[i]
+        assert [r.hits for r in result if r.function == "helper_line"] == [200], result
+
+
+def test_thread_started_by_an_untraced_thread_is_not_adopted(driver):
+    go = threading.Event()
+    own_results = []
+    main_results = []
+    started = []
+
+    def adopted_or_not():
+        with mempulse.cMemoryUsageTracer(own_results.append, 1):
+            helper_line(5)
+
+    def launcher():
+        go.wait()
+        t = threading.Thread(target=adopted_or_not)
+        t.start()
+        started.append(t)
+        t.join()
+
+    lt = threading.Thread(target=launcher)
+    lt.start()
+    with mempulse.cMemoryUsageTracer(main_results.append, 2):
+        go.set()
+        lt.join()
+    assert len(own_results) == 1
+    assert [r.hits for r in own_results[0] if r.function == "helper_line"] == [1]
+    assert not [r for r in main_results[0] if r.function in ("adopted_or_not", "helper_line")]
+
+
+def test_thread_started_inside_is_traced_once_and_its_profile_works(driver):
+    results = []
+    tables = []
+
+    @mempulse.profile(callback=tables.append)
+    def handler():
+        return helper_line(1)
+
+    def run():
+        handler()
+
+    with mempulse.cMemoryUsageTracer(results.append, 2):
+        t = threading.Thread(target=run)
+        t.start()
+        t.join()
+    # The thread was adopted: the outer trace sees handler, @profile stays quiet.
+    assert [r.function for r in results[0] if r.function == "handler"]
+    assert tables == []
+    # Outside any block, the same thread shape gets its own table.
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert len(tables) == 1
+
+
+def test_profile_under_a_thread_pool(driver):
+    pytest.importorskip("concurrent.futures")
+    from concurrent.futures import ThreadPoolExecutor
+
+    tables = []
+
+    @mempulse.profile(callback=tables.append)
+    def handle(n):
+        data = bytearray(n)  # L:pool-handler
+        return len(data)
+
+    with ThreadPoolExecutor(4) as pool:
+        sizes = list(pool.map(handle, [1024] * 40))
+    assert sizes == [1024] * 40
+    assert len(tables) == 40
+    for table in tables:
+        assert record_at(table, line_of("L:pool-handler")).hits == 1
+
+
+# ---- nesting ---------------------------------------------------------------------
+def test_user_tracer_nested_in_an_own_call_trace(driver):
+    from mempulse import _own_call
+
+    outer_results, inner_results = [], []
+
+    def test_body():
+        with mempulse.cMemoryUsageTracer(inner_results.append, 1):
+            helper_line(1)
+        return helper_line(2)
+
+    outer = _own_call.tracer_for_call(outer_results.append, 1, steps_aside=True)
+    with outer:
+        test_body()
+    assert len(inner_results) == 1 and len(outer_results) == 1
+    assert [r.hits for r in inner_results[0] if r.function == "<module>" or r.function == "test_body"]
+    assert any(r.function == "test_body" for r in outer_results[0])
+
+
+def test_user_tracers_do_not_nest(driver):
+    with mempulse.cMemoryUsageTracer(lambda r: None, 1):
+        with pytest.raises(RuntimeError, match="already active"):
+            with mempulse.cMemoryUsageTracer(lambda r: None, 1):
+                pass
+
+
+# ---- equal code objects, loops ------------------------------------------------
+@pytest.mark.skipif(sys.version_info < (3, 7), reason="dataclasses need 3.7+")
+def test_equal_code_objects_are_told_apart(driver):
+    import dataclasses
+    import gc
+    import weakref
+
+    @dataclasses.dataclass
+    class A:
+        x: int
+        y: int
+
+    @dataclasses.dataclass
+    class B:
+        x: int
+        y: int
+
+    assert A.__init__.__code__ == B.__init__.__code__  # equal, not identical
+    alive = []
+
+    def make(cls):
+        obj = cls(bytearray(MiB), 1)
+        alive.append(weakref.ref(obj))
+        return obj.y
+
+    results = []
+    with mempulse.cMemoryUsageTracer(results.append, 2):
+        for _ in range(100):
+            make(A)
+            make(B)
+        marker = helper_line(7)  # L:after-dataclasses
+    gc.collect()
+    assert [r for r in alive if r() is not None] == []
+    result = results[0]
+    assert record_at(result, line_of("L:after-dataclasses")).function == "test_equal_code_objects_are_told_apart"
+    assert marker == 8
+
+
+def test_one_line_loop_hits_match_settrace(driver):
+    results = []
+    with mempulse.cMemoryUsageTracer(results.append, 1):
+        total = 0
+        for i in range(100): total += i  # noqa: E701  L:one-line-loop
+    assert total == 4950
+    assert record_at(results[0], line_of("L:one-line-loop")).hits == 101
+
+
+def program_for_comparison():
+    data = [bytearray(4096) for _ in range(50)]
+    total = 0
+    for chunk in data:
+        total += len(chunk)
+    words = sorted(str(i) for i in range(30))
+    return total + len(words) + helper_line(2)
+
+
+@pytest.mark.skipif(not hasattr(sys, "monitoring"), reason="needs both drivers")
+def test_both_drivers_record_the_same_lines_and_hits(monkeypatch):
+    shapes = {}
+    for name in ("settrace", "sysmon"):
+        if name == "settrace":
+            monkeypatch.setenv("MEMPULSE_DRIVER", "settrace")
+        else:
+            monkeypatch.delenv("MEMPULSE_DRIVER", raising=False)
+        results = []
+        with mempulse.cMemoryUsageTracer(results.append, 3):
+            program_for_comparison()
+        shapes[name] = sorted((r.filename, r.lineno, r.function, r.hits) for r in results[0])
+    assert shapes["settrace"] == shapes["sysmon"]
+
+
+def test_huge_line_numbers_do_not_raise(driver):
+    if not hasattr(helper_line.__code__, "replace"):
+        pytest.skip("code.replace needs 3.8+")
+    namespace = {}
+    exec("def far():\n    a = 1\n    return a\n", namespace)
+    far = namespace["far"]
+    far.__code__ = far.__code__.replace(co_firstlineno=2 ** 31 - 2)
+    results = []
+    with mempulse.cMemoryUsageTracer(results.append, 1):
+        value = far()
+    assert value == 1
+    assert len(results) == 1
+
+
+# ---- coexistence -----------------------------------------------------------------
+def test_previous_settrace_function_restored_and_replacement_warned(monkeypatch):
+    monkeypatch.setenv("MEMPULSE_DRIVER", "settrace")
+    seen = []
+
+    def debugger(frame, event, arg):
+        seen.append(event)
+        return None
+
+    def intruder(frame, event, arg):
+        return None
+
+    sys.settrace(debugger)
+    try:
+        with pytest.warns(RuntimeWarning, match="sys.settrace"):
+            with mempulse.cMemoryUsageTracer(lambda r: None, 1):
+                sys.settrace(intruder)
+                helper_line(1)
+        assert sys.gettrace() is debugger
+    finally:
+        sys.settrace(None)
+
+
+@pytest.mark.skipif(not hasattr(sys, "monitoring"), reason="cProfile uses sys.monitoring on 3.12+")
+def test_cprofile_inside_a_block():
+    import cProfile
+    import pstats
+
+    results = []
+    with mempulse.cMemoryUsageTracer(results.append, 1):
+        profiler = cProfile.Profile()
+        profiler.enable()
+        helper_line(1)
+        profiler.disable()
+    stats = pstats.Stats(profiler)
+    assert any(key[2] == "helper_line" for key in stats.stats)
+    assert results[0]
+    assert [sys.monitoring.get_tool(t) for t in (2, 3, 4)] == [None, None, None]
+
+
+@pytest.mark.skipif(not hasattr(sys, "monitoring"), reason="sys.monitoring only")
+def test_nothing_is_kept_after_exit():
+    import gc
+    import weakref
+
+    class Callback(object):
+        def __call__(self, result):
+            pass
+
+    callback = Callback()
+    ref = weakref.ref(callback)
+    tracer = mempulse.cMemoryUsageTracer(callback, 2)
+    with tracer:
+        helper_line(1)
+    del callback, tracer
+    gc.collect()
+    assert ref() is None
+    assert [sys.monitoring.get_tool(t) for t in (2, 3, 4)] == [None, None, None]
+
+
+# ---- fork ------------------------------------------------------------------------
+pytestmark_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+
+FORK_CHILD = """
+import json, os, sys, time
+from conftest import touched, MiB
+import mempulse
+
+def read_hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+
+def child_work(report_fd):
+    assert mempulse._tracer.current_tracer() is None
+    results = []
+    with mempulse.cMemoryUsageTracer(results.append, 1):
+        block = touched(100 * MiB)  # the child's own allocation
+        block.close()
+    parent = os.getppid()
+    foreign = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink("/proc/self/fd/" + fd)
+        except OSError:
+            continue
+        if target.startswith("/proc/%d/" % parent):
+            foreign.append(target)
+    peak = max(r.peak_rss - min(x.uss for x in results[0]) for r in results[0])
+    increments = [r.increment for r in results[0] if "touched(100" in open(__file__).read().splitlines()[r.lineno - 1]]
+    os.write(report_fd, json.dumps({"foreign": foreign, "increments": increments}).encode())
+
+results = []
+with mempulse.cMemoryUsageTracer(results.append, 1):
+    spike = touched(300 * MiB)
+    spike.close()  # the parent's peak: 300 MiB above here
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            child_work(w)
+        finally:
+            os._exit(0)
+    os.close(w)
+    report = b""
+    while True:
+        chunk = os.read(r, 65536)
+        if not chunk:
+            break
+        report += chunk
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    after_child = read_hwm()
+print(json.dumps({"child": json.loads(report.decode()), "status": status,
+                  "records": len(results[0]) if results else 0}))
+"""
+
+
+@pytestmark_fork
+def test_fork_inside_a_block(driver):
+    import json
+
+    status, out, err = run_python(FORK_CHILD, timeout=180)
+    assert status == 0, err
+    data = json.loads(out.strip().splitlines()[-1])
+    assert data["status"] == 0
+    assert data["child"]["foreign"] == []
+    assert data["child"]["increments"] and data["child"]["increments"][0] >= 90 * MiB
+    assert data["records"] > 0
+
+
+FORK_WITH_THREAD = """
+import os, sys, threading, time
+import mempulse
+
+def busy(stop):
+    x = 0
+    while not stop.is_set():
+        x += 1
+        x -= 1
+
+hung = 0
+for round_ in range(20):
+    stop = threading.Event()
+    with mempulse.cMemoryUsageTracer(lambda r: None, 2):
+        t = threading.Thread(target=busy, args=(stop,))
+        t.start()
+        time.sleep(0.002)
+        pid = os.fork()
+        if pid == 0:
+            y = sum(range(1000))
+            os._exit(0 if y else 1)
+        deadline = time.time() + 20
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.time() > deadline:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                hung += 1
+                break
+            time.sleep(0.005)
+        stop.set()
+        t.join()
+print("hung", hung)
+"""
+
+
+@pytestmark_fork
+def test_fork_while_a_traced_thread_runs_never_deadlocks(driver):
+    status, out, err = run_python(FORK_WITH_THREAD, timeout=600)
+    assert status == 0, err
+    assert out.split() == ["hung", "0"]
+
+
+MULTIPROCESSING_FORK = """
+import multiprocessing, sys
+import mempulse
+
+def square(x):
+    data = bytearray(1 << 20)
+    return x * x + len(data) - len(data)
+
+if __name__ == "__main__":
+    ctx = multiprocessing.get_context("fork")
+    results = []
+    with mempulse.cMemoryUsageTracer(results.append, 1):
+        pool = ctx.Pool(2)
+        squares = pool.map(square, range(8))
+        pool.close()
+        pool.join()
+    assert squares == [x * x for x in range(8)], squares
+    print("ok", len(results))
+"""
+
+
+@pytestmark_fork
+@pytest.mark.skipif(sys.version_info < (3, 4), reason="get_context needs 3.4+")
+def test_multiprocessing_fork_inside_a_block(driver):
+    status, out, err = run_python(MULTIPROCESSING_FORK, timeout=180)
+    assert status == 0, err
+    assert out.split() == ["ok", "1"], (out, err)
+
+
+# ---- no side effects without a trace ----------------------------------------
+NO_SIDE_EFFECTS = """
+import os, sys
+sys.path.insert(0, os.getcwd())
+from conftest import touched, MiB
+
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+
+spike = touched(200 * MiB)
+spike.close()
+before_fds = sorted(os.listdir("/proc/self/fd"))
+before = hwm()
+import mempulse
+t = mempulse.cMemoryUsageTracer(lambda r: None, 1)
+try:
+    p = mempulse.MemoryUsageTracer(lambda r: None, 1)
+except ImportError:
+    pass
+
+@mempulse.profile
+def f():
+    return 1
+
+after = hwm()
+loaded = sorted(m for m in sys.modules if m in ("mempulse._api", "mempulse._ffi"))
+fds = sorted(os.listdir("/proc/self/fd"))
+print(before == after, fds == before_fds, loaded)
+"""
+
+
+def test_no_side_effects_without_a_trace():
+    status, out, err = run_python(NO_SIDE_EFFECTS, timeout=120)
+    assert status == 0, err
+    same_peak, same_fds, loaded = out.split(" ", 2)
+    assert same_peak == "True", "constructing or decorating reset the peak"
+    assert same_fds == "True", "constructing or decorating left a file open"
+    if sys.version_info >= (3, 7):
+        assert loaded.strip() == "[]", "the compiled core was loaded before any trace"
