@@ -20,7 +20,9 @@
  * the GIL around calls; free-threaded Python has none).  A serial sampler
  * (C, /proc) waits for it.  A sampler whose callbacks run Python (psutil)
  * only tries it: a thread holding the GIL must not wait for a thread that
- * holds the meter and waits for the GIL.
+ * holds the meter and waits for the GIL.  The list of running tracers has
+ * a mutex of its own, never held across a sampler call, so starting or
+ * ending a trace never waits for a reading.
  *
  * Fork: the state belongs to the process that took it (pid); a child starts
  * afresh, and an atfork hook re-initializes every meter's mutex there,
@@ -48,7 +50,10 @@ struct mp_meter {
     int64_t next_full_ns;   /* the budget allows a full reading from then on */
     int64_t lifetime;       /* highest rss of the process, resets undone */
     int64_t open_peak;      /* the peak a line starting now begins with */
+    mp_mutex watch_lock;    /* guards watches; never held across a sampler call,
+                               so attaching never waits for a reading */
     mp_watch *watches;      /* tracers running on this meter */
+    int64_t watch_pid;      /* process the watches belong to */
     struct mp_meter *next_meter;
 };
 
@@ -61,8 +66,10 @@ static void meters_after_fork(void)
 {
     mp_meter *m;
     mp_mutex_reinit(&registry_lock);
-    for (m = meters; m != NULL; m = m->next_meter)
+    for (m = meters; m != NULL; m = m->next_meter) {
         mp_mutex_reinit(&m->lock);
+        mp_mutex_reinit(&m->watch_lock);
+    }
 }
 
 static void install_fork_hook(void)
@@ -72,19 +79,26 @@ static void install_fork_hook(void)
     (void)mp_atfork_child(meters_after_fork);
 }
 
-static void forget(mp_meter *m)    /* lock held: state of another process */
+/* watch_lock held.  A child's tracers were its parent's: not running here. */
+static void own_watches(mp_meter *m, int64_t pid)
 {
     mp_watch *w;
+    if (m->watch_pid == pid)
+        return;
+    for (w = m->watches; w != NULL; w = w->next)
+        w->attached = 0;
+    m->watches = NULL;
+    m->watch_pid = pid;
+}
+
+static void forget(mp_meter *m)    /* lock held: state of another process */
+{
     m->pid = mp_getpid();
     m->peak_resets = m->sampler.reset_peak != NULL;
     m->uss_base = m->rss_base = m->swap = MP_NONE;
     m->anchor_ns = MP_NONE;
     m->next_full_ns = 0;
     m->lifetime = m->open_peak = MP_NONE;
-    /* A child's tracers were its parent's: they are not running here. */
-    for (w = m->watches; w != NULL; w = w->next)
-        w->attached = 0;
-    m->watches = NULL;
 }
 
 int mp_meter_new(const mp_sampler *sampler, mp_meter **out)
@@ -104,6 +118,7 @@ int mp_meter_new(const mp_sampler *sampler, mp_meter **out)
         return MP_ENOMEM;
     m->sampler = *sampler;
     m->lock = fresh;
+    m->watch_lock = fresh;
     m->pid = 0;   /* no syscall here: the first reading sets it */
     m->peak_resets = sampler->reset_peak != NULL;
     m->uss_base = m->rss_base = m->swap = m->anchor_ns = MP_NONE;
@@ -143,9 +158,8 @@ static int lock_meter(mp_meter *m)
 
 void mp_meter_attach(mp_meter *m, mp_watch *w)
 {
-    mp_mutex_lock(&m->lock);   /* no sampler call inside: never long */
-    if (m->pid != mp_getpid())
-        forget(m);
+    mp_mutex_lock(&m->watch_lock);
+    own_watches(m, mp_getpid());
     if (!w->attached) {
         w->prev = NULL;
         w->next = m->watches;
@@ -156,13 +170,14 @@ void mp_meter_attach(mp_meter *m, mp_watch *w)
     }
     w->pending = MP_NONE;
     w->last_rss = MP_NONE;
-    mp_mutex_unlock(&m->lock);
+    mp_mutex_unlock(&m->watch_lock);
 }
 
 void mp_meter_detach(mp_meter *m, mp_watch *w)
 {
-    mp_mutex_lock(&m->lock);
-    if (w->attached && m->pid == mp_getpid()) {
+    mp_mutex_lock(&m->watch_lock);
+    own_watches(m, mp_getpid());
+    if (w->attached) {
         if (w->prev != NULL)
             w->prev->next = w->next;
         else
@@ -172,7 +187,7 @@ void mp_meter_detach(mp_meter *m, mp_watch *w)
     }
     w->attached = 0;
     w->prev = w->next = NULL;
-    mp_mutex_unlock(&m->lock);
+    mp_mutex_unlock(&m->watch_lock);
 }
 
 /* Sampler callbacks may return any nonzero value; keep ours, map the rest. */
@@ -187,8 +202,8 @@ static int take_locked(mp_meter *m, mp_watch *w, int flags, mp_view *out)
 {
     mp_usage u;
     mp_watch *x;
-    int64_t now, window, pid = mp_getpid();
-    int rc;
+    int64_t now, window, view_window, pid = mp_getpid();
+    int rc, moved;
 
     if (pid != m->pid)
         forget(m);
@@ -200,9 +215,21 @@ static int take_locked(mp_meter *m, mp_watch *w, int flags, mp_view *out)
         return sampler_status(rc);
     window = mp_max64(u.rss, u.peak_rss);   /* MP_NONE is the least */
     m->lifetime = mp_max64(m->lifetime, window);
+    m->open_peak = mp_max64(m->open_peak, window);
+    mp_mutex_lock(&m->watch_lock);
+    own_watches(m, pid);
     for (x = m->watches; x != NULL; x = x->next)
         x->pending = mp_max64(x->pending, window);
-    m->open_peak = mp_max64(m->open_peak, window);
+    if (w != NULL && w->attached) {
+        view_window = w->pending;
+        w->pending = MP_NONE;
+        moved = u.rss != w->last_rss;
+        w->last_rss = u.rss;
+    } else {
+        view_window = window;
+        moved = 0;
+    }
+    mp_mutex_unlock(&m->watch_lock);
     if (m->peak_resets && u.rss != MP_NONE && !(flags & MP_TAKE_NO_RESET)) {
         m->open_peak = u.rss;
         /* A mark at rss needs no reset: the next window starts there. */
@@ -234,15 +261,8 @@ static int take_locked(mp_meter *m, mp_watch *w, int flags, mp_view *out)
     out->open_peak = m->open_peak;
     out->now_ns = now;
     out->anchor_ns = m->anchor_ns;
-    if (w != NULL) {
-        out->window = w->pending;
-        out->moved = u.rss != w->last_rss || (m->peak_resets && w->pending > u.rss);
-        w->pending = MP_NONE;
-        w->last_rss = u.rss;
-    } else {
-        out->window = window;
-        out->moved = 0;
-    }
+    out->window = view_window;
+    out->moved = moved || (w != NULL && m->peak_resets && view_window > u.rss);
     return MP_OK;
 }
 

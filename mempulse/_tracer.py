@@ -12,6 +12,7 @@ import time
 
 from mempulse import _result, _sysmon
 from mempulse._core import ffi, from_c, lib, strerror
+from mempulse import _samplers
 from mempulse._samplers import ProcSampler, PsutilSampler
 
 try:
@@ -83,7 +84,7 @@ class _Session(object):
 
     def __init__(self, owner, root, record_root):
         out = ffi.new("mp_tracer **")
-        status = lib.mp_tracer_new(owner._c_sampler, PERIOD_NS, out)
+        status = lib.mp_tracer_new(owner._meter.c, PERIOD_NS, out)
         if status != 0:
             raise MemoryError("mempulse: %s" % strerror(status))
         tracer = out[0]
@@ -247,7 +248,7 @@ class _Tracer(object):
 
     def _start(self, frame):
         self._start_time = time.time()
-        self._c_sampler = self._sampler.open()  # the C tracers point into it
+        self._meter = _samplers.meter(self._sampler)  # process-wide, made on first use
         self._code_ids = {}
         self._names = []
         self._name_ids = {}
@@ -258,7 +259,7 @@ class _Tracer(object):
         try:
             main = _Session(self, frame, self._record_caller)
         except BaseException:
-            self._sampler.close()
+            self._meter = None
             raise
         self._main = main
         self._frame = frame
@@ -400,13 +401,12 @@ class _Tracer(object):
         lib.mp_bind(ffi.NULL)
         for session in [self._main] + self._threads:
             session.free()
-        self._sampler.close()
-        self._main = self._c_sampler = self._threads = self._monitor = None
+        self._main = self._meter = self._threads = self._monitor = None
         self._frame = self._previous_local = self._previous = self._previous_thread_hook = None
         self._code_ids = self._name_ids = None
 
     def _raise_failure(self, status, os_errno):
-        failure = self._sampler.pending_exception()
+        failure = self._meter.pending_exception()
         if failure is not None:
             raise failure
         message = "mempulse: tracing failed: %s" % strerror(status)
