@@ -20,7 +20,8 @@
  * the GIL around calls; free-threaded Python has none).  A serial sampler
  * (C, /proc) waits for it.  A sampler whose callbacks run Python (psutil)
  * only tries it: a thread holding the GIL must not wait for a thread that
- * holds the meter and waits for the GIL.  The list of running tracers has
+ * holds the meter and waits for the GIL; it takes a quick reading without
+ * the mutex instead (take_unlocked).  The list of running tracers has
  * a mutex of its own, never held across a sampler call, so starting or
  * ending a trace never waits for a reading.
  *
@@ -266,11 +267,56 @@ static int take_locked(mp_meter *m, mp_watch *w, int flags, mp_view *out)
     return MP_OK;
 }
 
+/*
+ * A sampler that is not serial found another thread's reading under way:
+ * take a quick reading anyway, which such samplers allow (Python callbacks
+ * under the GIL), but touch nothing that needs the meter's mutex: no reset,
+ * no full reading, the anchor read as it is.  The line at hand still gets
+ * its own increment instead of leaving it to the next line.
+ */
+static int take_unlocked(mp_meter *m, mp_watch *w, mp_view *out)
+{
+    mp_usage u;
+    int64_t now = mp_now_ns(), uss_base, rss_base, window;
+    int rc;
+
+    u.rss = u.uss = u.swap = u.peak_rss = MP_NONE;
+    errno = 0;
+    rc = m->sampler.quick(m->sampler.ctx, &u);
+    if (rc != 0)
+        return sampler_status(rc);
+    window = mp_max64(u.rss, u.peak_rss);
+    uss_base = m->uss_base;
+    rss_base = m->rss_base;
+    if (uss_base == MP_NONE || rss_base == MP_NONE || u.rss == MP_NONE)
+        return MP_EAGAIN;   /* no anchor yet: wait for a locked reading */
+    out->rss = u.rss;
+    out->uss = uss_base + (u.rss - rss_base);
+    out->swap = m->swap;
+    out->now_ns = now;
+    out->anchor_ns = m->anchor_ns;
+    mp_mutex_lock(&m->watch_lock);
+    own_watches(m, mp_getpid());
+    if (w != NULL && w->attached) {
+        out->window = mp_max64(w->pending, window);
+        w->pending = MP_NONE;
+        out->moved = u.rss != w->last_rss;
+        w->last_rss = u.rss;
+    } else {
+        out->window = window;
+        out->moved = 0;
+    }
+    mp_mutex_unlock(&m->watch_lock);
+    /* Without a reset the mark is the window's upper bound. */
+    out->open_peak = m->peak_resets ? u.rss : window;
+    return MP_OK;
+}
+
 int mp_meter_take(mp_meter *m, mp_watch *w, int flags, mp_view *out)
 {
     int rc;
     if (lock_meter(m) != 0)
-        return MP_EAGAIN;
+        return m->pid == mp_getpid() ? take_unlocked(m, w, out) : MP_EAGAIN;
     rc = take_locked(m, w, flags, out);
     mp_mutex_unlock(&m->lock);
     return rc;

@@ -37,7 +37,8 @@ class Usage(object):
 def finish(start, result):
     """The run's :class:`Usage`, from readings after it and its records."""
     rss, uss, _, lifetime = start.meter.read(full=True)
-    if uss is not None and start.uss is not None:
+    # A USS of 0 is no reading (psutil where smaps is hidden): use RSS.
+    if uss and start.uss:
         growth = uss - start.uss
     else:
         growth = rss - start.rss

@@ -57,8 +57,9 @@ def _import_psutil():
     try:
         import psutil
     except ImportError as e:
-        if "psutil" not in str(e) or "No module named" not in str(e):
-            raise  # installed but broken: show it as it is
+        missing = getattr(e, "name", None) == "psutil" and type(e).__name__ == "ModuleNotFoundError"
+        if not missing and not str(e).startswith("No module named psutil"):  # 2.7's message
+            raise  # installed but broken (PyPy's "undefined symbol", say): shown as it is
         raise ImportError("mempulse.MemoryUsageTracer needs psutil: pip install mempulse[psutil]")
     return psutil
 
