@@ -10,8 +10,9 @@
  *
  * Fork: the fds name the files of the process that opened them (an fd on
  * /proc/self/clear_refs opened in the parent still resets the PARENT's
- * peak), so every reading and reset first compares getpid() with the pid
- * that opened them and, in a child, closes them and opens its own.
+ * peak), so an atfork hook closes them in the child, and every reading and
+ * reset first compares getpid() with the pid that opened them and, in a
+ * child, opens its own (the check alone covers a fork the hook missed).
  *
  * Peaks: writing "5" to /proc/self/clear_refs (~1.6 us) resets the kernel's
  * high-water mark of rss to the current rss, which is how the tracer gets a
@@ -43,6 +44,7 @@
 #include <unistd.h>
 
 struct mp_proc {
+    struct mp_proc *next;   /* every open sampler, for the fork hook */
     int statm_fd;
     int rollup_fd;
     int clear_fd;       /* clear_refs, or -1: lifetime peaks */
@@ -151,6 +153,29 @@ static int open_fds(mp_proc *p)
     return MP_OK;
 }
 
+/* Every open sampler: a forked child closes the parent's fds at once (the
+ * next reading opens its own), so a child holds none of the parent's /proc
+ * files even if it never reads. */
+static mp_mutex procs_lock = MP_MUTEX_INIT;
+static mp_proc *procs;
+static mp_once procs_once = MP_ONCE_INIT;
+
+static void procs_after_fork(void)
+{
+    mp_proc *p;
+    mp_mutex_reinit(&procs_lock);
+    for (p = procs; p != NULL; p = p->next) {
+        close_fds(p);
+        p->pid = -1;
+    }
+}
+
+static void install_procs_hook(void)
+{
+    /* Refused: the pid check below still reopens before any use. */
+    (void)mp_atfork_child(procs_after_fork);
+}
+
 /* In a forked child: drop the parent's fds, open our own. */
 static int own_fds(mp_proc *p)
 {
@@ -187,14 +212,28 @@ int mp_proc_open(const char *dir, mp_proc **out)
         errno = saved;
         return status;
     }
+    (void)mp_run_once(&procs_once, install_procs_hook);  /* refused: see there */
+    mp_mutex_lock(&procs_lock);
+    p->next = procs;
+    procs = p;
+    mp_mutex_unlock(&procs_lock);
     *out = p;
     return MP_OK;
 }
 
 void mp_proc_close(mp_proc *p)
 {
+    mp_proc **q;
     if (p == NULL)
         return;
+    mp_mutex_lock(&procs_lock);
+    for (q = &procs; *q != NULL; q = &(*q)->next) {
+        if (*q == p) {
+            *q = p->next;
+            break;
+        }
+    }
+    mp_mutex_unlock(&procs_lock);
     close_fds(p);
     free(p);
 }

@@ -1386,6 +1386,8 @@ static void test_fork(void)
         int ok = 1;
         long me = (long)getpid();
         char *big;
+        ok &= fd_names_pid("statm", parent) == 0;  /* closed by the fork hook */
+        ok &= fd_names_pid("clear_refs", parent) == 0;
         ok &= mp_meter_read(m, 1, &u) == MP_OK;
         ok &= fd_names_pid("statm", me) == 1;
         ok &= fd_names_pid("statm", parent) == 0;
