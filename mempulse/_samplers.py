@@ -18,10 +18,19 @@ import sys
 import threading
 
 
-def _check_readable(path):
-    """Read ``path`` once and close it; OSError if that fails or it is empty."""
+def _check_readable(path, read):
+    """Open ``path`` and close it; OSError if it cannot be opened, is not a
+    regular file (/dev/null mounted over it, say) or, with ``read``, is empty.
+
+    smaps_rollup is not read here: the kernel walks the page tables for it,
+    a full reading's cost (it grows with resident memory).
+    """
+    import stat
+
     with open(path, "rb") as f:
-        if not f.read(1):
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(errno.EIO, "not a regular file")
+        if read and not f.read(1):
             raise OSError(errno.EIO, "empty file")
 
 
@@ -32,9 +41,9 @@ class ProcSampler(object):
 
     def __init__(self, proc_dir="/proc/self"):
         self._dir = proc_dir
-        for name in ("statm", "smaps_rollup"):
+        for name, read in (("statm", True), ("smaps_rollup", False)):
             try:
-                _check_readable(os.path.join(proc_dir, name))
+                _check_readable(os.path.join(proc_dir, name), read)
             except (IOError, OSError) as e:
                 code = getattr(e, "errno", None) or errno.EIO
                 raise OSError(

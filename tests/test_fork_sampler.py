@@ -119,6 +119,7 @@ def test_a_child_never_resets_the_parent_s_peak():
     assert _vm_hwm() >= high  # the parent's mark is untouched
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads, on purpose
 @pytest.mark.parametrize("name", SAMPLERS)
 def test_fork_while_another_thread_reads_never_deadlocks(name):
     meter = _meter(name)
