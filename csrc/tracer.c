@@ -17,7 +17,10 @@
  *     nothing move.  A loop that allocates small blocks keeps it open, so
  *     each line is measured at its own end; a fresh page costs about as
  *     much to fault as one reading, so the price follows what the program
- *     spends faulting.  A loop that moves no memory pays the time gate only.
+ *     spends faulting.  A loop that moves no memory pays the time gate only,
+ *     and so does a line that follows itself (a one-line loop or
+ *     comprehension): a reading between two of its executions would move
+ *     nothing from one line to another.
  * Consequences, which the README states as the accuracy bound:
  *   - a line that runs for period_ns or longer is always measured at its end;
  *   - while memory moves at least once every HOT_READINGS events, every line
@@ -132,13 +135,16 @@ static void note_peak(mp_tracer *t, int64_t peak)
         t->stack[i].peak = mp_max64(t->stack[i].peak, peak);
 }
 
-/* Bring the estimate up to date if a gate is open (or force is set). */
-static void refresh(mp_tracer *t, int force)
+/* Bring the estimate up to date if a gate is open (or force is set).
+ * again: the line starting is the one closing (a one-line loop, a
+ * comprehension): a reading in between would charge nothing to anyone
+ * else, so only the time gate counts. */
+static void refresh(mp_tracer *t, int force, int again)
 {
     mp_view v;
     int rc;
 
-    if (!force && t->hot == 0 && !gate_open(t))
+    if (!force && (t->hot == 0 || again) && !gate_open(t))
         return;
     rc = mp_meter_take(t->meter, &t->watch, 0, &v);
     if (rc == MP_EAGAIN)
@@ -361,13 +367,13 @@ void mp_line(mp_tracer *t, int32_t lineno)
     f = &t->stack[t->depth - 1];
     if (f->code_id < 0)
         return;   /* a muted frame: its lines are not recorded */
-    refresh(t, 0);
-    close_line(t, f);
     s = mp_table_get(&t->table, f->code_id, lineno);
     if (s == NULL) {
         fail(t, MP_ENOMEM);
         return;
     }
+    refresh(t, 0, s == f->open);
+    close_line(t, f);
     f->open = s;
     f->before = t->uss;
     f->peak = t->open_peak;
@@ -379,7 +385,7 @@ void mp_return(mp_tracer *t)
         t->dropped++;
         return;
     }
-    refresh(t, 0);
+    refresh(t, 0, 0);
     close_line(t, &t->stack[t->depth - 1]);
     t->depth--;
 }
@@ -389,7 +395,7 @@ int mp_finish(mp_tracer *t)
     if (!t->started)
         return t->err != MP_OK ? t->err : MP_ESTATE;
     if (t->err == MP_OK)
-        refresh(t, 1);
+        refresh(t, 1, 0);
     while (t->err == MP_OK && t->depth > 0) {
         close_line(t, &t->stack[t->depth - 1]);
         t->depth--;
