@@ -5,15 +5,40 @@
  * (build_ffi.py reads the declarations between the two "cffi" markers below,
  * so they must stay in the plain-C subset that cffi's cdef parser accepts).
  *
- * Data path: the tracer gets one call per Python event (mp_call, mp_line,
- * mp_return), samples memory through an mp_sampler when enough time has
- * passed for memory to have changed, and charges what it saw to the line
+ * Data path: a process-wide meter (one per kind of sampler) takes readings
+ * through an mp_sampler; each traced thread has a tracer that gets one call
+ * per Python event (mp_call, mp_line, mp_return), asks the meter for a
+ * reading when memory may have changed, and charges what it saw to the line
  * that just finished.  mp_records copies the per-callsite aggregates out;
  * mp_format turns rows into the report table.
  *
  * Every function that can fail returns an mp_status; the tracer's event
  * functions return nothing (they sit on the hot path) and keep the first
- * failure as a sticky error that mp_error reports.
+ * real failure (out of memory, a sampler failure) as a sticky error that
+ * mp_error reports.  Events that make no sense in the tracer's state (a
+ * line or return with no frame, anything before mp_start or after
+ * mp_finish) are ignored and counted by mp_dropped: threads still running
+ * when a trace ends and generator or coroutine oddities must not turn into
+ * failures.
+ *
+ * Threads.  Which calls may run concurrently:
+ *   - meter (mp_meter_*): any thread, any time; readings are serialized by
+ *     the meter's mutex.  mp_meter_free only once no tracer uses it.
+ *   - tracer: one writer.  mp_start, the events and mp_finish come from the
+ *     thread that owns it (through mp_bind, its bound thread), or from
+ *     another thread that excludes the owner's events by a lock of its own
+ *     (the Python layer's session lock).  mp_merge, mp_records, mp_count,
+ *     mp_error, mp_uss_age_ns and mp_dropped read a finished tracer and
+ *     may run on any thread once mp_finish returned.  mp_tracer_free may be
+ *     called by any thread after mp_finish, even while the bound thread
+ *     still sends events: those are ignored, and the memory lives on until
+ *     that thread unbinds or exits.
+ *   - mp_proc_*: through a meter only (its mutex serializes them).
+ *   - mp_format, mp_strerror: any thread.
+ * A forked child may use the meter at once: its state (anchor, peaks,
+ * running tracers) belongs to the parent and is dropped at the child's first
+ * reading; the /proc sampler reopens its files; mutexes held by other
+ * threads at fork are re-initialized in the child.
  */
 #ifndef MEMPULSE_H
 #define MEMPULSE_H
@@ -34,7 +59,9 @@ typedef enum mp_status {
     MP_ESAMPLER = -5,   /* an external sampler callback reported failure */
     MP_ESTATE = -6,     /* call out of order, e.g. mp_line with no frame */
     MP_ERANGE = -7,     /* output buffer too small; *needed says how big */
-    MP_EINVAL = -8      /* invalid argument */
+    MP_EINVAL = -8,     /* invalid argument */
+    MP_EAGAIN = -9      /* no reading this time (another thread's was under way,
+                           or a sampler callback was interrupted): not an error */
 } mp_status;
 
 /* One reading of the process's memory, in bytes; MP_NONE where unknown. */
@@ -47,25 +74,51 @@ typedef struct mp_usage {
 
 /*
  * Where readings come from.  quick() must be cheap (a syscall or two): it
- * fills rss and peak_rss.  full() may be slow (it may read
- * smaps_rollup, whose cost grows with resident memory): it fills uss and
- * swap.  reset_peak(), which may be NULL, starts a new peak window: after
- * it, peak_rss is the highest rss since that call.  Without it peak_rss is
- * the process's lifetime peak.  All return 0 on success, nonzero on
- * failure.
+ * fills rss and peak_rss.  full() may be slow (it may read smaps_rollup,
+ * whose cost grows with resident memory): it fills uss and swap.
+ * reset_peak(), which may be NULL, starts a new peak window: after it,
+ * peak_rss is the highest rss since that call.  Without it peak_rss is the
+ * process's lifetime peak.  All return 0 on success, MP_EAGAIN to skip this
+ * reading without failing (an interrupted callback), other nonzero on
+ * failure.  serial: 1 when the callbacks never wait for anything another
+ * thread may hold (C, /proc), so a reading may wait for another thread's;
+ * 0 when they do (Python callbacks need the GIL), so a reading that finds
+ * another under way is skipped instead.
  */
 typedef struct mp_sampler {
     int (*quick)(void *ctx, mp_usage *out);
     int (*full)(void *ctx, mp_usage *out);
     int (*reset_peak)(void *ctx);
     void *ctx;
+    int serial;
 } mp_sampler;
 
-/* Linux /proc sampler (sample.c).  dir is normally "/proc/self". */
+/*
+ * The process-wide meter: one per process per kind of sampler, shared by
+ * every tracer of every thread.  It keeps the USS anchor (the last full
+ * reading), the process-wide budget for full readings (at most 1% of wall
+ * time), the per-line peak resets and the lifetime peak: the process's
+ * highest rss as it was before our first reset, maxed with every window
+ * since, so the user loses nothing to the resets.  mp_meter_new makes no
+ * system call and takes no reading.
+ */
+typedef struct mp_meter mp_meter;
+int mp_meter_new(const mp_sampler *sampler, mp_meter **out);
+void mp_meter_free(mp_meter *m);
+int mp_meter_peak_per_line(const mp_meter *m);  /* 1 per-line peaks, 0 lifetime peaks */
+int64_t mp_meter_lifetime_peak(mp_meter *m);     /* bytes or MP_NONE; takes a quick
+                                                    reading, resets nothing */
+/* One reading outside any trace: rss, uss (fresh if full, else from the
+ * anchor), swap, and peak_rss = the lifetime peak. */
+int mp_meter_read(mp_meter *m, int full, mp_usage *out);
+
+/* Linux /proc sampler (sample.c).  dir is normally "/proc/self".  Opens
+ * its files (the only I/O: it writes nothing); each reading reopens them in
+ * a forked child.  Elsewhere mp_proc_open fails: MP_ESTATM, errno ENOSYS. */
 typedef struct mp_proc mp_proc;
 int mp_proc_open(const char *dir, mp_proc **out);
 void mp_proc_close(mp_proc *p);
-void mp_proc_sampler(mp_proc *p, mp_sampler *out);
+void mp_proc_sampler(mp_proc *p, mp_sampler *out);  /* serial = 1 */
 int mp_proc_quick(void *p, mp_usage *out);
 int mp_proc_full(void *p, mp_usage *out);
 int mp_proc_reset_peak(void *p);          /* write 5 to clear_refs */
@@ -81,21 +134,25 @@ typedef struct mp_record {
     int64_t increment;  /* sum over executions of (uss after - uss before) */
 } mp_record;
 
-/* Line tracer (tracer.c).  One per traced thread; not thread-safe. */
+/* Line tracer (tracer.c).  One per traced thread; see "Threads" above. */
 typedef struct mp_tracer mp_tracer;
-int mp_tracer_new(const mp_sampler *sampler, int64_t period_ns, mp_tracer **out);
+int mp_tracer_new(mp_meter *meter, int64_t period_ns, mp_tracer **out);
 void mp_tracer_free(mp_tracer *t);
-int mp_start(mp_tracer *t);                 /* first reading; call before any event */
+int mp_start(mp_tracer *t);                 /* a quick reading (full only without an
+                                               anchor or on budget); before any event */
 void mp_call(mp_tracer *t, int32_t code_id); /* a traced frame starts or resumes;
                                                code_id < 0: a muted frame, whose
                                                lines are ignored */
 void mp_line(mp_tracer *t, int32_t lineno);  /* a line starts in the newest frame */
 void mp_return(mp_tracer *t);               /* the newest frame returns or yields */
-int mp_finish(mp_tracer *t);                /* close open lines, take a last full reading */
+int mp_finish(mp_tracer *t);                /* a last reading (full on budget); close open lines */
 int mp_merge(mp_tracer *dst, const mp_tracer *src); /* add src's callsites into dst */
 int mp_peak_per_line(const mp_tracer *t);   /* 1: peaks per line; 0: lifetime peaks */
 int mp_error(const mp_tracer *t);           /* first failure, or MP_OK */
 int mp_error_errno(const mp_tracer *t);     /* errno that went with it, or 0 */
+int64_t mp_uss_age_ns(const mp_tracer *t);  /* after mp_finish: age of the full reading
+                                               its final USS derives from; -1 unknown */
+int64_t mp_dropped(const mp_tracer *t);     /* events ignored as out of order */
 size_t mp_count(const mp_tracer *t);        /* distinct callsites so far */
 size_t mp_records(const mp_tracer *t, mp_record *out, size_t n); /* in order of first execution */
 size_t mp_footprint(const mp_tracer *t);    /* bytes of heap the tracer holds */

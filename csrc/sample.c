@@ -4,43 +4,62 @@
  * Costs measured on the target machines decide the split:
  *   quick: pread of a kept-open statm (~2 us, flat) + getrusage (~1.7 us);
  *   full:  pread of smaps_rollup (~15 us small, ~4 ms per resident GiB of
- *          4 KiB pages), so the tracer calls it only on a time budget.
+ *          4 KiB pages), so the meter calls it only on a time budget.
  * Files stay open between calls so a reading costs one pread, not
  * open+read+close; they are closed by mp_proc_close.
  *
+ * Fork: the fds name the files of the process that opened them (an fd on
+ * /proc/self/clear_refs opened in the parent still resets the PARENT's
+ * peak), so an atfork hook closes them in the child, and every reading and
+ * reset first compares getpid() with the pid that opened them and, in a
+ * child, opens its own (the check alone covers a fork the hook missed).
+ *
  * Peaks: writing "5" to /proc/self/clear_refs (~1.6 us) resets the kernel's
  * high-water mark of rss to the current rss, which is how the tracer gets a
- * peak per line.  getrusage reports that mark, but as max(mark, a value
- * frozen at exec: the peak of the process image before exec), so a program
- * started by a large process sees the parent's peak for ever.  The value
- * getrusage gives right after our first reset bounds that frozen part from
- * above ("floor"); a getrusage figure above the floor is the mark itself,
- * and only in between is /proc/self/status (VmHWM, ~6 us) read.  Where
- * clear_refs cannot be written, peaks are the lifetime peak.
+ * peak per line.  Opening the file writes nothing: the first reset comes
+ * from the meter, after it has read the mark as it was (VmHWM).  getrusage
+ * reports that mark, but as max(mark, a value frozen at exec: the peak of
+ * the process image before exec), so a program started by a large process
+ * sees the parent's peak for ever.  The value getrusage gives right after
+ * our first reset bounds that frozen part from above ("floor"); a getrusage
+ * figure above the floor is the mark itself, and only in between (and
+ * before the first reset) is /proc/self/status (VmHWM, ~6 us) read.  Where
+ * clear_refs cannot be opened, peaks are the lifetime peak.
+ *
+ * Elsewhere than Linux the same functions exist and mp_proc_open fails with
+ * MP_ESTATM and errno ENOSYS, so one file list builds on every platform.
  */
 #include "mempulse.h"
+#include "port.h"
 
 #include <errno.h>
+#include <stdlib.h>
+
+#if defined(__linux__)
+
 #include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 struct mp_proc {
+    struct mp_proc *next;   /* every open sampler, for the fork hook */
     int statm_fd;
     int rollup_fd;
     int clear_fd;       /* clear_refs, or -1: lifetime peaks */
     int status_fd;      /* status, open when clear_fd is */
     int64_t page_size;
     int64_t floor;      /* getrusage's peak may not fall below this */
+    int reset_done;     /* the mark has been reset since the files opened */
+    int64_t pid;        /* process that opened the fds */
+    char dir[256];
 };
 
 /* Large enough for statm and for smaps_rollup (about 20 short lines). */
 #define READ_BUF 4096
 
-static int open_proc_file(const char *dir, const char *name, int *fd_out)
+static int open_proc_file(const char *dir, const char *name, int flags, int *fd_out)
 {
     char path[512];
     int n = snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -49,7 +68,7 @@ static int open_proc_file(const char *dir, const char *name, int *fd_out)
         return -1;
     }
     do {
-        *fd_out = open(path, O_RDONLY | O_CLOEXEC);
+        *fd_out = open(path, flags | O_CLOEXEC);
     } while (*fd_out < 0 && errno == EINTR);
     return *fd_out < 0 ? -1 : 0;
 }
@@ -81,7 +100,7 @@ static int open_and_check(const char *dir, const char *name, int *fd)
     char buf[READ_BUF];
 
     errno = 0;
-    if (open_proc_file(dir, name, fd) < 0 || read_whole(*fd, buf, sizeof buf) <= 0) {
+    if (open_proc_file(dir, name, O_RDONLY, fd) < 0 || read_whole(*fd, buf, sizeof buf) <= 0) {
         if (errno == 0)
             errno = EIO;  /* an empty file sets no errno */
         return -1;
@@ -89,83 +108,133 @@ static int open_and_check(const char *dir, const char *name, int *fd)
     return 0;
 }
 
-static void open_peak_reset(mp_proc *p, const char *dir);
+static void close_fds(mp_proc *p)
+{
+    int *fds[4];
+    int i;
+    fds[0] = &p->statm_fd;
+    fds[1] = &p->rollup_fd;
+    fds[2] = &p->clear_fd;
+    fds[3] = &p->status_fd;
+    for (i = 0; i < 4; i++) {
+        if (*fds[i] >= 0)
+            (void)close(*fds[i]);   /* read-only /proc files: nothing to lose */
+        *fds[i] = -1;
+    }
+}
+
+/* Open the files for the calling process; MP_OK or MP_ESTATM/MP_EROLLUP. */
+static int open_fds(mp_proc *p)
+{
+    int saved;
+    p->floor = 0;
+    p->reset_done = 0;
+    p->pid = mp_getpid();
+    if (open_and_check(p->dir, "statm", &p->statm_fd) < 0) {
+        saved = errno;
+        close_fds(p);
+        errno = saved;
+        return MP_ESTATM;
+    }
+    if (open_and_check(p->dir, "smaps_rollup", &p->rollup_fd) < 0) {
+        saved = errno;
+        close_fds(p);
+        errno = saved;
+        return MP_EROLLUP;
+    }
+    /* Per-line peaks if clear_refs opens for writing (containers may
+     * refuse it); nothing is written yet. */
+    if (open_and_check(p->dir, "status", &p->status_fd) == 0 &&
+        open_proc_file(p->dir, "clear_refs", O_WRONLY, &p->clear_fd) == 0)
+        return MP_OK;
+    if (p->status_fd >= 0)
+        (void)close(p->status_fd);
+    p->status_fd = p->clear_fd = -1;
+    return MP_OK;
+}
+
+/* Every open sampler: a forked child closes the parent's fds at once (the
+ * next reading opens its own), so a child holds none of the parent's /proc
+ * files even if it never reads. */
+static mp_mutex procs_lock = MP_MUTEX_INIT;
+static mp_proc *procs;
+static mp_once procs_once = MP_ONCE_INIT;
+
+static void procs_after_fork(void)
+{
+    mp_proc *p;
+    mp_mutex_reinit(&procs_lock);
+    for (p = procs; p != NULL; p = p->next) {
+        close_fds(p);
+        p->pid = -1;
+    }
+}
+
+static void install_procs_hook(void)
+{
+    /* Refused: the pid check below still reopens before any use. */
+    (void)mp_atfork_child(procs_after_fork);
+}
+
+/* In a forked child: drop the parent's fds, open our own. */
+static int own_fds(mp_proc *p)
+{
+    if (p->pid == mp_getpid())
+        return MP_OK;
+    close_fds(p);
+    return open_fds(p);
+}
 
 int mp_proc_open(const char *dir, mp_proc **out)
 {
     mp_proc *p;
-    int status = MP_OK;
-    int saved;
+    int status, saved;
 
     if (dir == NULL || out == NULL)
         return MP_EINVAL;
     *out = NULL;
+    if (strlen(dir) >= sizeof p->dir) {
+        errno = ENAMETOOLONG;
+        return MP_ESTATM;
+    }
     p = malloc(sizeof *p);
     if (p == NULL)
         return MP_ENOMEM;
-    p->statm_fd = -1;
-    p->rollup_fd = -1;
-    p->clear_fd = -1;
-    p->status_fd = -1;
-    p->floor = 0;
+    strcpy(p->dir, dir);
+    p->statm_fd = p->rollup_fd = p->clear_fd = p->status_fd = -1;
     p->page_size = (int64_t)sysconf(_SC_PAGESIZE);
     if (p->page_size <= 0)
         p->page_size = 4096;
-
-    if (open_and_check(dir, "statm", &p->statm_fd) < 0)
-        status = MP_ESTATM;
-    else if (open_and_check(dir, "smaps_rollup", &p->rollup_fd) < 0)
-        status = MP_EROLLUP;
+    status = open_fds(p);
     if (status != MP_OK) {
         saved = errno;
-        mp_proc_close(p);
+        free(p);
         errno = saved;
         return status;
     }
-    open_peak_reset(p, dir);
+    (void)mp_run_once(&procs_once, install_procs_hook);  /* refused: see there */
+    mp_mutex_lock(&procs_lock);
+    p->next = procs;
+    procs = p;
+    mp_mutex_unlock(&procs_lock);
     *out = p;
     return MP_OK;
 }
 
-/* Per-line peaks if clear_refs takes our write (containers may refuse it);
- * otherwise leave clear_fd at -1 and peaks are lifetime peaks. */
-static void open_peak_reset(mp_proc *p, const char *dir)
-{
-    struct rusage ru;
-    char path[512];
-    int n = snprintf(path, sizeof path, "%s/clear_refs", dir);
-
-    if (n < 0 || (size_t)n >= sizeof path)
-        return;
-    if (open_and_check(dir, "status", &p->status_fd) < 0)
-        goto refused;
-    do {
-        p->clear_fd = open(path, O_WRONLY | O_CLOEXEC);
-    } while (p->clear_fd < 0 && errno == EINTR);
-    if (p->clear_fd < 0 || mp_proc_reset_peak(p) != 0 || getrusage(RUSAGE_SELF, &ru) != 0)
-        goto refused;
-    p->floor = (int64_t)ru.ru_maxrss * 1024;
-    return;
-refused:
-    if (p->clear_fd >= 0)
-        close(p->clear_fd);
-    if (p->status_fd >= 0)
-        close(p->status_fd);
-    p->clear_fd = p->status_fd = -1;
-}
-
 void mp_proc_close(mp_proc *p)
 {
+    mp_proc **q;
     if (p == NULL)
         return;
-    if (p->statm_fd >= 0)
-        close(p->statm_fd);
-    if (p->rollup_fd >= 0)
-        close(p->rollup_fd);
-    if (p->clear_fd >= 0)
-        close(p->clear_fd);
-    if (p->status_fd >= 0)
-        close(p->status_fd);
+    mp_mutex_lock(&procs_lock);
+    for (q = &procs; *q != NULL; q = &(*q)->next) {
+        if (*q == p) {
+            *q = p->next;
+            break;
+        }
+    }
+    mp_mutex_unlock(&procs_lock);
+    close_fds(p);
     free(p);
 }
 
@@ -175,17 +244,34 @@ void mp_proc_sampler(mp_proc *p, mp_sampler *out)
     out->full = mp_proc_full;
     out->reset_peak = p->clear_fd >= 0 ? mp_proc_reset_peak : NULL;
     out->ctx = p;
+    out->serial = 1;    /* no Python, no lock: readings may wait for each other */
 }
 
 int mp_proc_reset_peak(void *ctx)
 {
     mp_proc *p = ctx;
+    struct rusage ru;
     ssize_t r;
 
+    if (own_fds(p) != MP_OK || p->clear_fd < 0)
+        return MP_ESAMPLER;
     do {
         r = pwrite(p->clear_fd, "5", 1, 0);
     } while (r < 0 && errno == EINTR);
-    return r == 1 ? MP_OK : MP_ESAMPLER;
+    if (r != 1) {
+        /* Refused (some containers): lifetime peaks from getrusage now. */
+        (void)close(p->clear_fd);
+        (void)close(p->status_fd);
+        p->clear_fd = p->status_fd = -1;
+        return MP_ESAMPLER;
+    }
+    if (!p->reset_done) {
+        if (getrusage(RUSAGE_SELF, &ru) != 0)
+            return MP_ESAMPLER;
+        p->floor = (int64_t)ru.ru_maxrss * 1024;
+        p->reset_done = 1;
+    }
+    return MP_OK;
 }
 
 /* VmHWM from /proc/self/status in bytes, or MP_NONE. */
@@ -195,7 +281,7 @@ static int64_t status_hwm(mp_proc *p)
     const char *line;
     long long kb;
 
-    if (read_whole(p->status_fd, buf, sizeof buf) <= 0)
+    if (p->status_fd < 0 || read_whole(p->status_fd, buf, sizeof buf) <= 0)
         return MP_NONE;
     line = strstr(buf, "\nVmHWM:");
     if (line == NULL || sscanf(line + 7, "%lld", &kb) != 1)
@@ -210,23 +296,34 @@ int mp_proc_quick(void *ctx, mp_usage *out)
     long long size, resident;
     struct rusage ru;
     int64_t peak;
+    int rc = own_fds(p);
 
+    if (rc != MP_OK)
+        return rc;
     if (read_whole(p->statm_fd, buf, sizeof buf) <= 0)
         return MP_ESTATM;
     /* statm: size resident shared text lib data dt, in pages. */
     if (sscanf(buf, "%lld %lld", &size, &resident) != 2)
         return MP_EPARSE;
     out->rss = (int64_t)resident * p->page_size;
-    if (getrusage(RUSAGE_SELF, &ru) != 0) {
-        out->peak_rss = MP_NONE;
-        return MP_OK;
-    }
-    peak = (int64_t)ru.ru_maxrss * 1024;   /* ru_maxrss is in KiB */
-    if (p->clear_fd >= 0 && peak <= p->floor && peak > out->rss) {
-        /* Maybe the frozen pre-exec peak, not ours: ask status. */
+    if (p->clear_fd >= 0 && !p->reset_done) {
+        /* The lifetime mark as it is before our first reset, exec'd
+         * parent's part excluded. */
         peak = status_hwm(p);
         if (peak == MP_NONE)
             return MP_EPARSE;
+    } else {
+        if (getrusage(RUSAGE_SELF, &ru) != 0) {
+            out->peak_rss = MP_NONE;
+            return MP_OK;
+        }
+        peak = (int64_t)ru.ru_maxrss * 1024;   /* ru_maxrss is in KiB */
+        if (p->clear_fd >= 0 && peak <= p->floor && peak > out->rss) {
+            /* Maybe the frozen pre-exec peak, not ours: ask status. */
+            peak = status_hwm(p);
+            if (peak == MP_NONE)
+                return MP_EPARSE;
+        }
     }
     /* The mark comes from the kernel's approximate per-CPU rss counters
      * while statm sums them exactly (newer kernels), so it can trail the
@@ -260,7 +357,10 @@ int mp_proc_full(void *ctx, mp_usage *out)
     mp_proc *p = ctx;
     char buf[READ_BUF];
     int64_t clean, dirty, swap;
+    int rc = own_fds(p);
 
+    if (rc != MP_OK)
+        return rc;
     if (read_whole(p->rollup_fd, buf, sizeof buf) <= 0)
         return MP_EROLLUP;
     clean = rollup_field(buf, "Private_Clean");
@@ -272,3 +372,57 @@ int mp_proc_full(void *ctx, mp_usage *out)
     out->swap = swap < 0 ? MP_NONE : swap * 1024;
     return MP_OK;
 }
+
+#else /* not Linux: no /proc; MemoryUsageTracer (psutil) serves there */
+
+struct mp_proc {
+    int unused;
+};
+
+int mp_proc_open(const char *dir, mp_proc **out)
+{
+    if (dir == NULL || out == NULL)
+        return MP_EINVAL;
+    *out = NULL;
+    errno = ENOSYS;
+    return MP_ESTATM;
+}
+
+void mp_proc_close(mp_proc *p)
+{
+    free(p);
+}
+
+void mp_proc_sampler(mp_proc *p, mp_sampler *out)
+{
+    out->quick = mp_proc_quick;
+    out->full = mp_proc_full;
+    out->reset_peak = NULL;
+    out->ctx = p;
+    out->serial = 1;
+}
+
+int mp_proc_quick(void *p, mp_usage *out)
+{
+    (void)p;
+    (void)out;
+    errno = ENOSYS;
+    return MP_ESTATM;
+}
+
+int mp_proc_full(void *p, mp_usage *out)
+{
+    (void)p;
+    (void)out;
+    errno = ENOSYS;
+    return MP_EROLLUP;
+}
+
+int mp_proc_reset_peak(void *p)
+{
+    (void)p;
+    errno = ENOSYS;
+    return MP_ESAMPLER;
+}
+
+#endif

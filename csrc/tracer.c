@@ -5,48 +5,51 @@
  * line of the same frame starts or the frame returns; what memory did while
  * it was open (callees included) is charged to it.
  *
- * Sampling is gated by time, because memory can only change as fast as the
- * kernel maps or unmaps pages: on the target machines touching 1 MiB of new
- * 4 KiB pages takes ~500 us and unmapping it ~65 us.  So a line event reads
- * /proc only when at least period_ns passed since the last reading.  The
- * check is one rdtsc (~12 ns here; clock_gettime costs ~30) against a tick
- * count calibrated once per process, or clock_gettime where there is no
- * TSC.  Consequences, which the README states as the accuracy bound:
+ * Sampling is gated, because a reading (~4 us: statm + getrusage) costs a
+ * hundred times a simple Python line.  Two gates, one open is enough:
+ *   - time: at least period_ns since this tracer's last reading.  The check
+ *     is one rdtsc (~12 ns here; clock_gettime costs ~30) against a tick
+ *     count calibrated once per process, or the clock where there is no
+ *     TSC.  Memory cannot move much in that time: touching 1 MiB of new
+ *     4 KiB pages takes ~500 us here.
+ *   - movement: after a reading saw rss move (or a transient peak), every
+ *     following event reads, until HOT_READINGS readings in a row saw
+ *     nothing move.  A loop that allocates small blocks keeps it open, so
+ *     each line is measured at its own end; a fresh page costs about as
+ *     much to fault as one reading, so the price follows what the program
+ *     spends faulting.  A loop that moves no memory pays the time gate only,
+ *     and so does a line that follows itself (a one-line loop or
+ *     comprehension): a reading between two of its executions would move
+ *     nothing from one line to another.
+ * Consequences, which the README states as the accuracy bound:
  *   - a line that runs for period_ns or longer is always measured at its end;
- *   - a change made by lines shorter than that is seen by the next reading
- *     and charged to the line that ends there, at most period_ns later.
+ *   - while memory moves at least once every HOT_READINGS events, every line
+ *     is measured at its end;
+ *   - otherwise the first change after a quiet stretch is seen by the next
+ *     reading, at most period_ns later, and charged to the line ending there.
  *
- * USS comes from smaps_rollup, whose cost grows with resident memory, so the
- * full reading is taken at start, at finish, and otherwise only when the
- * time since the last one is FULL_BUDGET times what that one cost (keeping
- * it under ~2% of run time).  Between full readings USS moves with the
- * resident size from the quick reading: pages the process gains or loses
- * are its own almost always (what it shares with other processes, such as
- * libc's code, rarely changes), and the next full reading corrects the
- * rest.
+ * USS, the anchor and the budget for full readings live in the process-wide
+ * meter (meter.c): a block too short for a fresh full reading still gets
+ * exact increments from the quick readings.
  *
- * Peaks: every reading gives the highest rss since the previous one (the
- * sampler resets the kernel's high-water mark after it), which is charged
- * to every line open at that moment, in this frame and the ones below it:
- * they were all running.  A line's peak_rss is the highest over its
- * executions.  A sampler that cannot reset gives lifetime peaks instead.
+ * Peaks: every reading gives the highest rss since this tracer's previous
+ * reading (the meter resets the kernel's mark and collects the windows of
+ * every thread's readings), which is charged to every line open at that
+ * moment, in this frame and the ones below it: they were all running.  A
+ * line's peak_rss is the highest over its executions.  A sampler that
+ * cannot reset gives lifetime peaks instead.
  */
 #include "mempulse.h"
+#include "meter.h"
+#include "port.h"
 #include "table.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <x86intrin.h>
-#define HAVE_TSC 1
-#endif
-
-#define FULL_BUDGET 50
 #define MIN_STACK 16
+#define HOT_READINGS 128
 
 typedef struct mp_frame {
     mp_site *open;      /* the line running in this frame, or NULL */
@@ -56,7 +59,8 @@ typedef struct mp_frame {
 } mp_frame;
 
 struct mp_tracer {
-    mp_sampler sampler;
+    mp_meter *meter;
+    mp_watch watch;
     int64_t period_ns;
     mp_table table;
 
@@ -65,16 +69,15 @@ struct mp_tracer {
     size_t cap;
 
     int64_t uss;        /* current USS estimate */
-    int64_t swap;       /* from the last full reading */
-    int64_t open_peak;  /* peak of a line starting now: rss at the last
-                           reading, or the lifetime peak without resets */
-    int64_t uss_base;   /* USS at the last full reading ... */
-    int64_t rss_base;   /* ... and the resident size then */
-    int64_t last_ns;    /* time of the last quick reading */
+    int64_t swap;       /* from the meter's anchor */
+    int64_t open_peak;  /* peak of a line starting now */
+    int64_t anchor_ns;  /* time of the full reading behind uss */
+    int64_t uss_age_ns; /* at finish */
+    int64_t last_ns;    /* time of the last reading */
     uint64_t last_tsc;  /* ... in TSC ticks */
     uint64_t period_ticks; /* period_ns in TSC ticks; 0: use the clock */
-    int64_t next_full_ns;
-    int peak_resets;    /* the sampler resets the peak mark */
+    int hot;            /* readings left before the movement gate closes */
+    int64_t dropped;
 
     int started;
     int err;
@@ -84,22 +87,6 @@ struct mp_tracer {
     int freed;          /* mp_tracer_free was called; free on the last unbind */
 };
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static uint64_t ticks(void)
-{
-#ifdef HAVE_TSC
-    return __rdtsc();
-#else
-    return 0;
-#endif
-}
-
 /*
  * TSC ticks per ns, measured once per process over ~200 us, or 0 when
  * there is no usable TSC.  Threads racing here compute the same value.
@@ -107,14 +94,14 @@ static uint64_t ticks(void)
 static double tsc_per_ns(void)
 {
     static volatile double rate = -1;
-#ifdef HAVE_TSC
+#ifdef MP_HAVE_TSC
     if (rate < 0) {
-        int64_t t0 = now_ns(), t1;
-        uint64_t c0 = ticks(), c1;
+        int64_t t0 = mp_now_ns(), t1;
+        uint64_t c0 = mp_ticks(), c1;
         do {
-            t1 = now_ns();
+            t1 = mp_now_ns();
         } while (t1 - t0 < 200000);
-        c1 = ticks();
+        c1 = mp_ticks();
         /* A TSC that went backwards or stood still is not a clock. */
         rate = c1 > c0 ? (double)(c1 - c0) / (double)(t1 - t0) : 0;
     }
@@ -128,8 +115,8 @@ static double tsc_per_ns(void)
 static int gate_open(const mp_tracer *t)
 {
     if (t->period_ticks != 0)
-        return ticks() - t->last_tsc >= t->period_ticks;
-    return now_ns() - t->last_ns >= t->period_ns;
+        return mp_ticks() - t->last_tsc >= t->period_ticks;
+    return mp_now_ns() - t->last_ns >= t->period_ns;
 }
 
 static void fail(mp_tracer *t, int status)
@@ -140,76 +127,43 @@ static void fail(mp_tracer *t, int status)
     }
 }
 
-/* Sampler callbacks may return any nonzero value; keep ours, map the rest. */
-static int sampler_status(int rc)
-{
-    if (rc < 0 && rc >= MP_EINVAL)
-        return rc;
-    return MP_ESAMPLER;
-}
-
-static int64_t max64(int64_t a, int64_t b)
-{
-    return a > b ? a : b;
-}
-
 /* Charge the peak of the window that just ended to every open line. */
 static void note_peak(mp_tracer *t, int64_t peak)
 {
     size_t i;
     for (i = 0; i < t->depth; i++)
-        t->stack[i].peak = max64(t->stack[i].peak, peak);
+        t->stack[i].peak = mp_max64(t->stack[i].peak, peak);
 }
 
-/* Bring the estimate up to date if the gate allows (or force is set). */
-static void refresh(mp_tracer *t, int force)
+/* Bring the estimate up to date if a gate is open (or force is set).
+ * again: the line starting is the one closing (a one-line loop, a
+ * comprehension): a reading in between would charge nothing to anyone
+ * else, so only the time gate counts. */
+static void refresh(mp_tracer *t, int force, int again)
 {
-    mp_usage u;
-    int64_t now, window;
+    mp_view v;
     int rc;
 
-    if (!force && !gate_open(t))
+    if (!force && (t->hot == 0 || again) && !gate_open(t))
         return;
-    now = now_ns();
-    u.rss = u.uss = u.swap = u.peak_rss = MP_NONE;
-    errno = 0;
-    rc = t->sampler.quick(t->sampler.ctx, &u);
-    if (rc != 0) {
-        fail(t, sampler_status(rc));
+    rc = mp_meter_take(t->meter, &t->watch, 0, &v);
+    if (rc == MP_EAGAIN)
+        return;   /* gates stay open: the next event tries again */
+    if (rc != MP_OK) {
+        fail(t, rc);
         return;
     }
-    t->last_ns = now;
-    t->last_tsc = ticks();
-    window = max64(u.rss, u.peak_rss);  /* MP_NONE is the least */
-    note_peak(t, window);
-    t->open_peak = max64(t->open_peak, window);
-    if (t->peak_resets && u.rss != MP_NONE) {
-        t->open_peak = u.rss;
-        /* The lines after this reading must not inherit this peak. */
-        errno = 0;
-        if (u.peak_rss > u.rss && t->sampler.reset_peak(t->sampler.ctx) != 0) {
-            t->peak_resets = 0;   /* refused from now on: lifetime peaks */
-            t->open_peak = window;
-        }
-    }
-
-    if (force || now >= t->next_full_ns) {
-        int64_t done;
-        errno = 0;
-        rc = t->sampler.full(t->sampler.ctx, &u);
-        if (rc != 0) {
-            fail(t, sampler_status(rc));
-            return;
-        }
-        done = now_ns();
-        t->next_full_ns = done + (done - now) * FULL_BUDGET;
-        t->uss_base = u.uss;
-        t->rss_base = u.rss;
-        t->swap = u.swap;
-        t->uss = u.uss;
-    } else if (t->uss_base != MP_NONE && u.rss != MP_NONE && t->rss_base != MP_NONE) {
-        t->uss = t->uss_base + (u.rss - t->rss_base);
-    }
+    t->last_ns = v.now_ns;
+    t->last_tsc = mp_ticks();
+    note_peak(t, v.window);
+    t->open_peak = v.open_peak;
+    t->uss = v.uss;
+    t->swap = v.swap;
+    t->anchor_ns = v.anchor_ns;
+    if (v.moved)
+        t->hot = HOT_READINGS;
+    else if (t->hot > 0)
+        t->hot--;
 }
 
 static void close_line(mp_tracer *t, mp_frame *f)
@@ -223,18 +177,18 @@ static void close_line(mp_tracer *t, mp_frame *f)
     s->uss = t->uss;
     s->swap = t->swap;
     s->seen_ns = t->last_ns;
-    s->peak_rss = max64(s->peak_rss, f->peak);
+    s->peak_rss = mp_max64(s->peak_rss, f->peak);
     f->open = NULL;
 }
 
-int mp_tracer_new(const mp_sampler *sampler, int64_t period_ns, mp_tracer **out)
+int mp_tracer_new(mp_meter *meter, int64_t period_ns, mp_tracer **out)
 {
     mp_tracer *t;
 
     if (out == NULL)
         return MP_EINVAL;
     *out = NULL;
-    if (sampler == NULL || sampler->quick == NULL || sampler->full == NULL || period_ns < 0)
+    if (meter == NULL || period_ns < 0)
         return MP_EINVAL;
     t = calloc(1, sizeof *t);
     if (t == NULL)
@@ -245,16 +199,16 @@ int mp_tracer_new(const mp_sampler *sampler, int64_t period_ns, mp_tracer **out)
         return MP_ENOMEM;
     }
     t->cap = MIN_STACK;
-    t->sampler = *sampler;
+    t->meter = meter;
     t->period_ns = period_ns;
-    t->peak_resets = sampler->reset_peak != NULL;
     if (period_ns > 0) {
         double rate = tsc_per_ns();
         if (rate > 0)
             t->period_ticks = (uint64_t)((double)period_ns * rate);
     }
     t->uss = t->swap = t->open_peak = MP_NONE;
-    t->uss_base = t->rss_base = MP_NONE;
+    t->anchor_ns = MP_NONE;
+    t->uss_age_ns = -1;
     *out = t;
     return MP_OK;
 }
@@ -271,13 +225,13 @@ static void destroy(mp_tracer *t)
  * thread (the one that ends the trace) frees it, possibly while the bound
  * thread is about to send one more event, so a tracer still bound somewhere
  * outlives mp_tracer_free until that thread binds another tracer, unbinds,
- * or exits (a pthread key destructor).  Events sent to a finished tracer
- * only set its sticky error.
+ * or exits (a thread-exit destructor).  Events sent to a finished tracer
+ * are ignored.
  */
-static __thread mp_tracer *bound;
-static pthread_mutex_t bind_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t bind_once = PTHREAD_ONCE_INIT;
-static pthread_key_t bind_key;
+static MP_THREAD_LOCAL mp_tracer *bound;
+static mp_mutex bind_lock = MP_MUTEX_INIT;
+static mp_once bind_once = MP_ONCE_INIT;
+static mp_key bind_key;
 static int have_bind_key;
 
 static void release(mp_tracer *t)   /* bind_lock held */
@@ -289,21 +243,33 @@ static void release(mp_tracer *t)   /* bind_lock held */
 static void unbind_at_exit(void *value)
 {
     mp_tracer *t = value;
-    pthread_mutex_lock(&bind_lock);
+    if (t == NULL)
+        return;
+    mp_mutex_lock(&bind_lock);
     t->binds--;
     release(t);
-    pthread_mutex_unlock(&bind_lock);
+    mp_mutex_unlock(&bind_lock);
+}
+
+/* In a forked child the thread that held bind_lock is gone. */
+static void bind_after_fork(void)
+{
+    mp_mutex_reinit(&bind_lock);
 }
 
 static void make_bind_key(void)
 {
-    have_bind_key = pthread_key_create(&bind_key, unbind_at_exit) == 0;
+    have_bind_key = mp_key_create(&bind_key, unbind_at_exit) == 0;
+    /* Without the hook a child forked while another thread held bind_lock
+     * would deadlock at its first bind; nothing better to do if refused. */
+    (void)mp_atfork_child(bind_after_fork);
 }
 
 void mp_bind(mp_tracer *t)
 {
-    pthread_once(&bind_once, make_bind_key);
-    pthread_mutex_lock(&bind_lock);
+    /* Refused only by a broken system; then the key stays unset below. */
+    (void)mp_run_once(&bind_once, make_bind_key);
+    mp_mutex_lock(&bind_lock);
     if (bound != NULL) {
         bound->binds--;
         release(bound);
@@ -311,30 +277,55 @@ void mp_bind(mp_tracer *t)
     bound = t;
     if (t != NULL)
         t->binds++;
-    pthread_mutex_unlock(&bind_lock);
+    mp_mutex_unlock(&bind_lock);
     /* Without the key a tracer bound by a thread that exits is never freed:
      * a leak, not a crash. */
     if (have_bind_key)
-        pthread_setspecific(bind_key, t);
+        (void)mp_key_set(bind_key, t);   /* refused: the same leak, no one to tell */
 }
 
 void mp_tracer_free(mp_tracer *t)
 {
     if (t == NULL)
         return;
-    pthread_mutex_lock(&bind_lock);
+    if (t->watch.attached)
+        mp_meter_detach(t->meter, &t->watch);
+    mp_mutex_lock(&bind_lock);
     t->freed = 1;
+    t->started = 0;
     release(t);
-    pthread_mutex_unlock(&bind_lock);
+    mp_mutex_unlock(&bind_lock);
 }
 
 int mp_start(mp_tracer *t)
 {
+    int rc;
+    mp_view v;
+
     if (t->started)
         return MP_ESTATE;
-    refresh(t, 1);
     if (t->err != MP_OK)
         return t->err;
+    mp_meter_attach(t->meter, &t->watch);
+    rc = mp_meter_take(t->meter, &t->watch, 0, &v);
+    if (rc == MP_OK) {
+        t->last_ns = v.now_ns;
+        t->last_tsc = mp_ticks();
+        t->open_peak = v.open_peak;
+        t->uss = v.uss;
+        t->swap = v.swap;
+        t->anchor_ns = v.anchor_ns;
+    } else if (rc == MP_EAGAIN) {
+        /* Another thread's reading was under way (Python sampler): the
+         * first event tries again. */
+        t->last_ns = 0;
+        t->last_tsc = 0;
+    } else {
+        mp_meter_detach(t->meter, &t->watch);
+        fail(t, rc);
+        return t->err;
+    }
+    t->hot = 0;
     t->started = 1;
     return MP_OK;
 }
@@ -343,10 +334,8 @@ void mp_call(mp_tracer *t, int32_t code_id)
 {
     mp_frame *f;
 
-    if (t->err != MP_OK)
-        return;
-    if (!t->started) {
-        fail(t, MP_ESTATE);
+    if (!t->started || t->err != MP_OK) {
+        t->dropped++;
         return;
     }
     if (t->depth == t->cap) {
@@ -371,22 +360,20 @@ void mp_line(mp_tracer *t, int32_t lineno)
     mp_frame *f;
     mp_site *s;
 
-    if (t->err != MP_OK)
-        return;
-    if (t->depth == 0) {
-        fail(t, MP_ESTATE);
+    if (!t->started || t->err != MP_OK || t->depth == 0) {
+        t->dropped++;
         return;
     }
     f = &t->stack[t->depth - 1];
     if (f->code_id < 0)
         return;   /* a muted frame: its lines are not recorded */
-    refresh(t, 0);
-    close_line(t, f);
     s = mp_table_get(&t->table, f->code_id, lineno);
     if (s == NULL) {
         fail(t, MP_ENOMEM);
         return;
     }
+    refresh(t, 0, s == f->open);
+    close_line(t, f);
     f->open = s;
     f->before = t->uss;
     f->peak = t->open_peak;
@@ -394,29 +381,29 @@ void mp_line(mp_tracer *t, int32_t lineno)
 
 void mp_return(mp_tracer *t)
 {
-    if (t->err != MP_OK)
-        return;
-    if (t->depth == 0) {
-        fail(t, MP_ESTATE);
+    if (!t->started || t->err != MP_OK || t->depth == 0) {
+        t->dropped++;
         return;
     }
-    refresh(t, 0);
+    refresh(t, 0, 0);
     close_line(t, &t->stack[t->depth - 1]);
     t->depth--;
 }
 
 int mp_finish(mp_tracer *t)
 {
-    if (t->err != MP_OK)
-        return t->err;
     if (!t->started)
-        return MP_ESTATE;
-    refresh(t, 1);
+        return t->err != MP_OK ? t->err : MP_ESTATE;
+    if (t->err == MP_OK)
+        refresh(t, 1, 0);
     while (t->err == MP_OK && t->depth > 0) {
         close_line(t, &t->stack[t->depth - 1]);
         t->depth--;
     }
+    t->depth = 0;
     t->started = 0;
+    mp_meter_detach(t->meter, &t->watch);
+    t->uss_age_ns = t->anchor_ns == MP_NONE ? -1 : mp_now_ns() - t->anchor_ns;
     return t->err;
 }
 
@@ -432,7 +419,7 @@ int mp_merge(mp_tracer *dst, const mp_tracer *src)
             return MP_ENOMEM;
         d->hits += s->hits;
         d->increment += s->increment;
-        d->peak_rss = max64(d->peak_rss, s->peak_rss);  /* MP_NONE is the least */
+        d->peak_rss = mp_max64(d->peak_rss, s->peak_rss);  /* MP_NONE is the least */
         /* "After the last execution": the later reading wins. */
         if (s->hits > 0 && (d->uss == MP_NONE || s->seen_ns >= d->seen_ns)) {
             d->uss = s->uss;
@@ -445,7 +432,17 @@ int mp_merge(mp_tracer *dst, const mp_tracer *src)
 
 int mp_peak_per_line(const mp_tracer *t)
 {
-    return t->peak_resets;
+    return mp_meter_peak_per_line(t->meter);
+}
+
+int64_t mp_uss_age_ns(const mp_tracer *t)
+{
+    return t->uss_age_ns;
+}
+
+int64_t mp_dropped(const mp_tracer *t)
+{
+    return t->dropped;
 }
 
 void mp_bound_call(int32_t code_id)
@@ -515,6 +512,7 @@ const char *mp_strerror(int status)
     case MP_ESTATE: return "tracer events out of order";
     case MP_ERANGE: return "output buffer too small";
     case MP_EINVAL: return "invalid argument";
+    case MP_EAGAIN: return "no reading this time (not an error)";
     default: return "unknown error";
     }
 }

@@ -1,14 +1,37 @@
-"""Memory samplers: where the C tracer gets its readings.
+"""Memory samplers and the process-wide meters behind them.
 
-Both samplers fill the same C interface (``mp_sampler``: a cheap ``quick``
-reading and a slower ``full`` one), so the tracer logic, the aggregation
-and the tests are shared; only the source of the numbers differs.
+A sampler class says where readings come from: ``ProcSampler`` (Linux
+``/proc``, read from C) or ``PsutilSampler`` (psutil, Linux/macOS/Windows).
+Constructing one only checks that it can work (cheaply, loading no compiled
+code and keeping no file open), so a tracer fails at construction rather
+than mid-trace.
+
+The readings themselves go through a meter: one per process per kind of
+sampler, made at the first trace start by :func:`meter` and shared by every
+tracer of every thread (see csrc/meter.c: the USS anchor, the budget for
+full readings, the peak resets and the lifetime peak are process-wide).
+The compiled core is imported inside functions, never at module import.
 """
 import errno
 import os
 import sys
+import threading
 
-from mempulse._core import NONE, ffi, lib, strerror
+
+def _check_readable(path, read):
+    """Open ``path`` and close it; OSError if it cannot be opened, is not a
+    regular file (/dev/null mounted over it, say) or, with ``read``, is empty.
+
+    smaps_rollup is not read here: the kernel walks the page tables for it,
+    a full reading's cost (it grows with resident memory).
+    """
+    import stat
+
+    with open(path, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(errno.EIO, "not a regular file")
+        if read and not f.read(1):
+            raise OSError(errno.EIO, "empty file")
 
 
 class ProcSampler(object):
@@ -18,65 +41,36 @@ class ProcSampler(object):
 
     def __init__(self, proc_dir="/proc/self"):
         self._dir = proc_dir
-        self._proc = None
-        # Fail at construction, not mid-trace: open and close once.
-        lib.mp_proc_close(self._open_proc())
+        for name, read in (("statm", True), ("smaps_rollup", False)):
+            try:
+                _check_readable(os.path.join(proc_dir, name), read)
+            except (IOError, OSError) as e:
+                code = getattr(e, "errno", None) or errno.EIO
+                raise OSError(
+                    code,
+                    "mempulse: cannot read %s/%s (%s); cMemoryUsageTracer needs Linux 4.14+ "
+                    "with /proc mounted; use mempulse.MemoryUsageTracer (pip install "
+                    "mempulse[psutil]) instead" % (proc_dir, name, os.strerror(code)),
+                )
 
-    def _open_proc(self):
-        out = ffi.new("mp_proc **")
-        path = self._dir if isinstance(self._dir, bytes) else self._dir.encode("utf-8")
-        status = lib.mp_proc_open(path, out)
-        if status != 0:
-            code = ffi.errno or errno.EIO
-            name = {lib.MP_ESTATM: "statm", lib.MP_EROLLUP: "smaps_rollup"}.get(status)
-            if name is None:
-                raise RuntimeError("mempulse: %s" % strerror(status))
-            raise OSError(
-                code,
-                "mempulse: cannot read %s/%s (%s); cMemoryUsageTracer needs Linux 4.14+ "
-                "with /proc mounted; use mempulse.MemoryUsageTracer (pip install "
-                "mempulse[psutil]) instead" % (self._dir, name, os.strerror(code)),
-            )
-        return out[0]
+    def key(self):
+        """What identifies this sampler's meter in the process."""
+        return (self.name, self._dir)
 
-    def open(self):
-        """Start a sampling session; returns an ``mp_sampler *``."""
-        self._proc = self._open_proc()
-        sampler = ffi.new("mp_sampler *")
-        lib.mp_proc_sampler(self._proc, sampler)
-        return sampler
-
-    def close(self):
-        """End the session: closes the kept-open /proc files."""
-        if self._proc is not None:
-            lib.mp_proc_close(self._proc)
-            self._proc = None
-
-    def pending_exception(self):
-        return None
+    def make_meter(self):
+        """A new :class:`Meter` on this sampler (opens the /proc files)."""
+        return _ProcMeter(self._dir)
 
 
 def _import_psutil():
     try:
         import psutil
-    except ImportError:
-        raise ImportError(
-            "mempulse.MemoryUsageTracer needs psutil: pip install mempulse[psutil]"
-        )
+    except ImportError as e:
+        missing = getattr(e, "name", None) == "psutil" and type(e).__name__ == "ModuleNotFoundError"
+        if not missing and not str(e).startswith("No module named psutil"):  # 2.7's message
+            raise  # installed but broken (PyPy's "undefined symbol", say): shown as it is
+        raise ImportError("mempulse.MemoryUsageTracer needs psutil: pip install mempulse[psutil]")
     return psutil
-
-
-def _peak_reader(psutil):
-    """A function returning the process's peak RSS in bytes, or NONE."""
-    try:
-        import resource
-    except ImportError:  # Windows: psutil reports the peak working set.
-        proc = psutil.Process()
-        return lambda: getattr(proc.memory_info(), "peak_wset", NONE)
-    # ru_maxrss is KiB on Linux and the BSDs, bytes on macOS.
-    scale = 1 if sys.platform == "darwin" else 1024
-    getrusage, self_ = resource.getrusage, resource.RUSAGE_SELF
-    return lambda: getrusage(self_).ru_maxrss * scale
 
 
 class PsutilSampler(object):
@@ -86,77 +80,216 @@ class PsutilSampler(object):
 
     def __init__(self):
         self._psutil = _import_psutil()
-        self._callbacks = None
+        try:
+            self._psutil.Process().memory_info()
+        except Exception as e:  # NoSuchProcess where /proc is missing, AccessDenied, ...
+            raise OSError(
+                errno.EIO,
+                "mempulse: psutil cannot read this process's memory here (%s: %s)"
+                % (type(e).__name__, e),
+            )
+
+    def key(self):
+        """What identifies this sampler's meter in the process."""
+        return (self.name,)
+
+    def make_meter(self):
+        """A new :class:`Meter` on this sampler."""
+        return _PsutilMeter(self._psutil)
+
+
+class Meter(object):
+    """The process-wide meter of one kind of sampler.
+
+    ``c`` is the ``mp_meter *`` for ``mp_tracer_new``; ``name`` the
+    sampler's name ("c" or "psutil"); ``interrupts`` a list of exceptions
+    that did not come from the sampler (KeyboardInterrupt, or whatever a
+    signal handler raised) caught inside a reading, for the caller to
+    re-raise into the user's code right after the C call.
+    """
+
+    name = None
+
+    def __init__(self):
+        self.interrupts = []
         self._error = None
-
-    def open(self):
-        proc = self._psutil.Process()
-        peak = _peak_reader(self._psutil)
-        self._error = None
-
-        def remember(exc_type, exc_value, tb):
-            # A sampler failure must not surface inside the traced code;
-            # the tracer re-raises it once tracing is off.
-            if self._error is None:
-                self._error = exc_value if exc_value is not None else exc_type()
-
-        def quick(ctx, out):
-            info = proc.memory_info()
-            out.rss = info.rss
-            out.peak_rss = peak()
-            return 0
-
-        def full(ctx, out):
-            info = proc.memory_full_info()
-            out.uss = info.uss
-            swap = getattr(info, "swap", None)
-            out.swap = NONE if swap is None else swap
-            return 0
-
-        signature = "int(void *, mp_usage *)"
-        self._callbacks = (
-            ffi.callback(signature, quick, lib.MP_ESAMPLER, remember),
-            ffi.callback(signature, full, lib.MP_ESAMPLER, remember),
-        )
-        sampler = ffi.new("mp_sampler *")
-        sampler.quick, sampler.full = self._callbacks
-        return sampler
-
-    def close(self):
-        self._callbacks = None
 
     def pending_exception(self):
-        """The exception a callback raised during the session, if any."""
+        """The sampler failure to raise once tracing has stopped (then forgotten), or None."""
         error, self._error = self._error, None
         return error
 
-
-class _Meter(object):
-    """TEMPORARY (lead's branch): process-wide readings over the old per-session C API."""
-
-    def __init__(self, sampler):
-        self.sampler = sampler
-        self.name = sampler.name
-        self.c = sampler.open()
-        self.interrupts = []
-
-    def pending_exception(self):
-        return self.sampler.pending_exception()
-
     def lifetime_peak(self):
-        return None
+        """The process's highest RSS in bytes, our peak resets undone; None if unknown."""
+        from mempulse._core import from_c, lib
+
+        return from_c(lib.mp_meter_lifetime_peak(self.c))
 
     def peak_per_line(self):
-        return self.c.reset_peak != ffi.NULL
+        """True when peaks are per line (the kernel's mark can be reset), else lifetime."""
+        from mempulse._core import lib
+
+        return bool(lib.mp_meter_peak_per_line(self.c))
+
+    def read(self, full=True):
+        """(rss, uss, swap, lifetime peak) now, in bytes (None where unknown).
+
+        ``full``: a fresh USS reading (smaps_rollup: its cost grows with
+        resident memory); otherwise USS follows the last anchor.
+        """
+        from mempulse._core import ffi, from_c, lib, strerror
+
+        usage = ffi.new("mp_usage *")
+        status = lib.mp_meter_read(self.c, 1 if full else 0, usage)
+        if status != 0:
+            failure = self.pending_exception()
+            if failure is not None:
+                raise failure
+            raise OSError(errno.EIO, "mempulse: cannot read this process's memory: %s" % strerror(status))
+        return from_c(usage.rss), from_c(usage.uss), from_c(usage.swap), from_c(usage.peak_rss)
+
+    def _new_c(self, c_sampler):
+        from mempulse._core import ffi, lib, strerror
+
+        out = ffi.new("mp_meter **")
+        status = lib.mp_meter_new(c_sampler, out)
+        if status != 0:
+            raise MemoryError("mempulse: %s" % strerror(status))
+        return out[0]
+
+
+class _ProcMeter(Meter):
+    name = "c"
+
+    def __init__(self, proc_dir):
+        from mempulse._core import ffi, lib, strerror
+
+        Meter.__init__(self)
+        out = ffi.new("mp_proc **")
+        path = proc_dir if isinstance(proc_dir, bytes) else proc_dir.encode("utf-8")
+        status = lib.mp_proc_open(path, out)
+        if status != 0:
+            code = ffi.errno or errno.EIO
+            name = {lib.MP_ESTATM: "statm", lib.MP_EROLLUP: "smaps_rollup"}.get(status)
+            if name is None:
+                raise RuntimeError("mempulse: %s" % strerror(status))
+            raise OSError(code, "mempulse: cannot read %s/%s (%s)" % (proc_dir, name, os.strerror(code)))
+        # Kept for the life of the process: the meter is process-wide.
+        self._proc = out[0]
+        self._sampler = ffi.new("mp_sampler *")
+        lib.mp_proc_sampler(self._proc, self._sampler)
+        self.c = self._new_c(self._sampler)
+
+
+def _peak_reader(psutil, source):
+    """A function returning the process's peak RSS in bytes, or NONE."""
+    from mempulse._core import NONE
+
+    try:
+        import resource
+    except ImportError:  # Windows: psutil reports the peak working set.
+        return lambda: getattr(source.process().memory_info(), "peak_wset", NONE)
+    # ru_maxrss is KiB on Linux and the BSDs, bytes on macOS.
+    scale = 1 if sys.platform == "darwin" else 1024
+    getrusage, self_ = resource.getrusage, resource.RUSAGE_SELF
+    return lambda: getrusage(self_).ru_maxrss * scale
+
+
+class _Source(object):
+    """psutil's Process for the current process: psutil caches the pid, so a
+    forked child makes its own."""
+
+    def __init__(self, psutil):
+        self._psutil = psutil
+        self.pid = os.getpid()
+        self.proc = psutil.Process()
+
+    def process(self):
+        pid = os.getpid()
+        if pid != self.pid:
+            self.proc = self._psutil.Process()
+            self.pid = pid
+        return self.proc
+
+
+class _PsutilMeter(Meter):
+    name = "psutil"
+
+    def __init__(self, psutil):
+        from mempulse._core import NONE, ffi, lib
+
+        Meter.__init__(self)
+        self.source = source = _Source(psutil)
+        peak = _peak_reader(psutil, source)
+        own_errors = (psutil.Error, EnvironmentError)
+        again, failed = lib.MP_EAGAIN, lib.MP_ESAMPLER
+
+        def guarded(read):
+            # psutil's own errors are real failures (raised at exit); any
+            # other exception came from outside psutil (Ctrl-C, a signal
+            # handler): keep it for the caller to re-raise, and try again.
+            def callback(ctx, out):
+                for attempt in (0, 1):
+                    try:
+                        read(out)
+                        return 0
+                    except own_errors as e:
+                        if self._error is None:
+                            self._error = e
+                        return failed
+                    except BaseException as e:  # noqa: B902 - see above
+                        if attempt == 1 and isinstance(e, Exception):
+                            # Twice the same way: psutil itself is broken.
+                            if self._error is None:
+                                self._error = e
+                            return failed
+                        self.interrupts.append(e)
+                return again
+
+            return callback
+
+        def quick(out):
+            out.rss = source.process().memory_info().rss
+            out.peak_rss = peak()
+
+        def full(out):
+            info = source.process().memory_full_info()
+            out.uss = info.uss
+            swap = getattr(info, "swap", None)
+            out.swap = NONE if swap is None else swap
+
+        def last_resort(exc_type, exc_value, tb):
+            # Only reached if the guard itself failed (MemoryError, say).
+            if self._error is None:
+                self._error = exc_value if exc_value is not None else exc_type()
+
+        signature = "int(void *, mp_usage *)"
+        self._callbacks = (
+            ffi.callback(signature, guarded(quick), failed, last_resort),
+            ffi.callback(signature, guarded(full), failed, last_resort),
+        )
+        self._sampler = ffi.new("mp_sampler *")
+        self._sampler.quick, self._sampler.full = self._callbacks
+        self._sampler.serial = 0  # the callbacks need the GIL: never wait for a reading
+        self.c = self._new_c(self._sampler)
 
 
 _meters = {}
+_meters_lock = threading.Lock()
 
 
 def meter(sampler):
-    """The process-wide meter for ``sampler``'s kind (TEMPORARY shim)."""
-    key = (type(sampler), os.getpid())
-    m = _meters.get(key)
-    if m is None:
-        m = _meters[key] = _Meter(sampler)
-    return m
+    """The process-wide :class:`Meter` for ``sampler``'s kind, made on first use.
+
+    Called at trace start, never at import or construction: making the
+    /proc meter opens its files (kept open for the process's life, and
+    reopened in a forked child by the C core).
+    """
+    key = sampler.key()
+    found = _meters.get(key)
+    if found is None:
+        with _meters_lock:
+            found = _meters.get(key)
+            if found is None:
+                found = _meters[key] = sampler.make_meter()
+    return found

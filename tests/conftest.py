@@ -76,23 +76,22 @@ def record_at(result, lineno, path=None):
     return found[0]
 
 
+# The process-wide meter keeps these open for the process's life (csrc/meter.c).
+_METER_FILES = ("statm", "smaps_rollup", "status", "clear_refs")
+
+
 def open_fds():
-    return sorted(os.listdir("/proc/self/fd"))
-
-
-@pytest.fixture(scope="session", autouse=True)
-def process_meters():
-    """Open the process-wide meters once, as a first trace does.
-
-    The /proc files they keep open belong to the process, not to a test, so
-    the per-test fd check below starts after them.
-    """
-    for cls in (mempulse.cMemoryUsageTracer, mempulse.MemoryUsageTracer):
+    """This process's open fds, less the meter's kept-open /proc files."""
+    fds = []
+    for fd in os.listdir("/proc/self/fd"):
         try:
-            with cls(lambda result: None, 1):
-                pass
-        except (ImportError, OSError):
-            pass
+            target = os.readlink("/proc/self/fd/" + fd)
+        except OSError:  # the directory's own fd, closed by now
+            continue
+        if target in ["/proc/%d/%s" % (os.getpid(), name) for name in _METER_FILES]:
+            continue
+        fds.append(fd)
+    return sorted(fds)
 
 
 @pytest.fixture(autouse=True)

@@ -39,14 +39,17 @@ def test_threads_running_at_exit_never_fail(tracer_class, driver):
 
     for _ in range(200):
         stop = threading.Event()
-        with tracer_class(results.append, 2):
-            threads = [threading.Thread(target=busy, args=(stop,)) for _ in range(2)]
+        threads = [threading.Thread(target=busy, args=(stop,)) for _ in range(2)]
+        try:
+            with tracer_class(results.append, 2):
+                for t in threads:
+                    t.start()
+                helper_line(1)
+        finally:
+            stop.set()
             for t in threads:
-                t.start()
-            helper_line(1)
-        stop.set()
-        for t in threads:
-            t.join()
+                if t.ident is not None:
+                    t.join()
     assert errors == []
     assert len(results) == 200
     assert mempulse._tracer.current_tracer() is None

@@ -298,16 +298,18 @@ def test_sampler_failure_surfaces_after_tracing_stopped(good_readings):
                 raise EnvironmentError("sampler broke")
             return psutil.Process.memory_info(self)
 
-    class FlakyModule(object):
-        Process = Flaky
-
     tracer = mempulse.MemoryUsageTracer(lambda r: None, 1)
-    tracer._sampler._psutil = FlakyModule
-    with pytest.raises(EnvironmentError) as info:
-        with tracer:
-            for i in range(100):
-                level1()
-                touched(MiB).close()
+    # The psutil meter is process-wide: inject the flaky Process there.
+    source = _samplers.meter(tracer._sampler).source
+    real, source.proc = source.proc, Flaky()
+    try:
+        with pytest.raises(EnvironmentError) as info:
+            with tracer:
+                for i in range(100):
+                    level1()
+                    touched(MiB).close()
+    finally:
+        source.proc = real
     assert "sampler broke" in str(info.value)
     assert Flaky.calls[0] > good_readings
 
