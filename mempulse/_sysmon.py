@@ -138,6 +138,12 @@ class _Monitor(object):
     def enable(self, code, events):
         key = id(code)
         old = self.enabled.get(key, 0)
+        line = monitoring.events.LINE
+        if events & line and not old & line:
+            loops = _self_loops(code)
+            if loops:
+                self.self_loops[key] = loops
+                events |= monitoring.events.JUMP
         if old | events != old and self.tool is not None:
             self.enabled[key] = old | events
             self.codes[key] = code
@@ -177,7 +183,6 @@ def _callbacks(monitor):
     leave_events = events.PY_RETURN | events.PY_YIELD
     traced_events = line_event | leave_events
     call_event = events.CALL
-    jump_event = events.JUMP
     self_loops = monitor.self_loops
     interrupt_lists = monitor.interrupts
     getframe = sys._getframe
@@ -201,14 +206,7 @@ def _callbacks(monitor):
             wanted = traced_events
         if kind != MUTED and trace.levels[-1] < trace.depth:
             wanted |= call_event
-        key = id(code)
-        have = enabled.get(key, 0)
-        if have & wanted != wanted:
-            if wanted & line_event and not have & line_event:
-                loops = _self_loops(code)
-                if loops:
-                    self_loops[key] = loops
-                    wanted |= jump_event
+        if enabled.get(id(code), 0) & wanted != wanted:
             monitor.enable(code, wanted)
 
     def begin(code, frame, may_disable):

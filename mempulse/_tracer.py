@@ -141,6 +141,8 @@ class _Tracer(object):
             result = self._collect(session)
         finally:
             self._teardown(session)
+        if problem and exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            problem = None  # the interrupt itself stopped tracing on its way out
         for text in ([problem] if problem else []) + session.warnings:
             result.metadata.setdefault("warnings", []).append(text)
             _settrace.warn(text)

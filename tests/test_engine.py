@@ -285,11 +285,18 @@ def work():
 cls = mempulse.MemoryUsageTracer if sys.argv[-1] == "psutil" else mempulse.cMemoryUsageTracer
 random.seed(4)
 interrupted = calls = 0
+def absorb_late_interrupts():
+    for _ in range(3):
+        try:
+            time.sleep(0.01)
+        except KeyboardInterrupt:
+            pass
+
 for i in range(200):
     timer = threading.Timer(random.uniform(0, 0.005), _thread.interrupt_main)
-    timer.start()
     try:
         try:
+            timer.start()
             with cls(lambda r: None, 2):
                 work()
             calls += 1
@@ -299,6 +306,7 @@ for i in range(200):
             timer.join()
     except KeyboardInterrupt:
         interrupted += 1
+    absorb_late_interrupts()
 assert mempulse._tracer.current_tracer() is None
 assert sys.gettrace() is None
 if hasattr(sys, "monitoring"):
@@ -510,7 +518,7 @@ def test_one_line_loop_hits_match_settrace(driver):
     results = []
     with mempulse.cMemoryUsageTracer(results.append, 1):
         total = 0
-        for i in range(100): total += i  # noqa: E701  L:one-line-loop
+        for i in range(100): total += i  # L:one-line-loop
     assert total == 4950
     assert record_at(results[0], line_of("L:one-line-loop")).hits == 101
 
@@ -641,8 +649,7 @@ def child_work(report_fd):
             continue
         if target.startswith("/proc/%d/" % parent):
             foreign.append(target)
-    peak = max(r.peak_rss - min(x.uss for x in results[0]) for r in results[0])
-    increments = [r.increment for r in results[0] if "touched(100" in open(__file__).read().splitlines()[r.lineno - 1]]
+    increments = [max(r.increment for r in results[0])]
     os.write(report_fd, json.dumps({"foreign": foreign, "increments": increments}).encode())
 
 results = []
