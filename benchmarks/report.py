@@ -16,6 +16,7 @@ import json
 import os
 import re
 
+import groups
 import summary
 
 BEGIN = "<!-- benchmarks:begin (python benchmarks/run.py rewrites this part) -->"
@@ -64,13 +65,11 @@ def _status_text(cell, tool, workload, notes):
 
 
 def markdown(data, cells):
-    tools = data["tools"]
     workloads = data["workloads"]
     m = data["machine"]
     cfg = data["config"]
     versions = data.get("versions", {})
     notes = Notes()
-    rss = summary.median_rss(data)
     lines = []
     add = lines.append
     add("### CPython %s, %s" % (data["python"], m["date"]))
@@ -83,6 +82,27 @@ def markdown(data, cells):
            ", ".join("%s %s" % (k, versions[k]) for k in sorted(versions) if k != "mempulse"),
            cfg["rounds"], cfg["command"], " (a quick development run: smaller workloads)" if cfg["quick"] else ""))
     add("")
+    if workloads:
+        _original(data, cells, notes, add)
+    for name in groups.NAMES:
+        group = data.get("groups", {}).get(name)
+        if group is not None:
+            if lines[-1] != "":
+                add("")
+            add(groups.module(name).markdown(group, data, notes).strip("\n"))
+    if notes.items:
+        add("")
+        for i, text in enumerate(notes.items, 1):
+            add("%d. %s" % (i, text.replace("|", "\\|")))
+    return "\n".join(lines) + "\n"
+
+
+def _original(data, cells, notes, add):
+    """The loop and numpy groups: their tables, noise, ratios against issue #3's targets."""
+    tools = data["tools"]
+    workloads = data["workloads"]
+    cfg = data["config"]
+    rss = summary.median_rss(data)
     loops = [w for w in workloads if w["line_heavy"]]
     if loops:
         first = data["events"].get(str(cfg["n"]))
@@ -153,11 +173,6 @@ def markdown(data, cells):
         "stopped (no snapshot); scalene profiles the whole process from its CLI and the workload times "
         "itself inside. The no-op tracers are the floor for a tracer of that kind: a settrace local "
         "trace function, or a sys.monitoring LINE callback, on the workload's code only, doing nothing.")
-    if notes.items:
-        add("")
-        for i, text in enumerate(notes.items, 1):
-            add("%d. %s" % (i, text.replace("|", "\\|")))
-    return "\n".join(lines) + "\n"
 
 
 def _noise(data):
@@ -213,6 +228,9 @@ def main():
     with io.open(base + ".md", "w", encoding="utf-8") as f:
         f.write(md_text)
     print(md_text)
+    if not data["workloads"]:
+        print("no chart: the loop and numpy groups were not run")
+        return _finish(args, data, md_text, base)
     try:
         import chart
     except ImportError as e:  # matplotlib missing: the table still stands
@@ -220,6 +238,10 @@ def main():
     else:
         chart.render(data, cells, base + ".png")
         print("wrote %s.md and %s.png" % (base, base))
+    _finish(args, data, md_text, base)
+
+
+def _finish(args, data, md_text, base):
     if args.readme:
         version = ".".join(data["python"].split(".")[:2])
         update_readme(args.readme, md_text, os.path.basename(base) + ".png",
