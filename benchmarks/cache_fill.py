@@ -48,7 +48,8 @@ TOOLS = [
     Tool("tracemalloc", "tracemalloc live bytes per line (for the truth)"),
     Tool("cMemoryUsageTracer", "mempulse cMemoryUsageTracer"),
     Tool("MemoryUsageTracer", "mempulse MemoryUsageTracer (psutil)", package="psutil"),
-    Tool("memory_profiler", "memory_profiler (LineProfiler)", package="memory_profiler"),
+    # About 5-9 s a run here, and its figures barely move between rounds.
+    Tool("memory_profiler", "memory_profiler (LineProfiler)", package="memory_profiler", max_rounds=2),
 ]
 REPORTED = ("cMemoryUsageTracer", "MemoryUsageTracer", "memory_profiler")
 
@@ -205,7 +206,8 @@ def markdown(group, data, notes):
         "charged to each line and, in brackets, the error: (tool - truth) as a percentage of the loop's RSS "
         "growth (churn loop: of the bytes its values allocate, n x size). Truth = the untraced run's RSS "
         "growth divided between the lines as tracemalloc's live bytes per allocating line (same round); "
-        "medians over rounds. \"misattributed\" = half the sum of the absolute errors.".format(n))
+        "medians over rounds%s. \"misattributed\" = half the sum of the absolute errors.".format(n)
+        % _rounds_text(group))
     for w in group["workloads"]:
         result = attribution(runs, w)
         add("")
@@ -249,6 +251,11 @@ def markdown(group, data, notes):
                 add("%s on %s: %s" % (t, w["name"], why))
     add("")
     return "\n".join(lines)
+
+
+def _rounds_text(group):
+    limited = ["%s in the first %d" % (t["name"], t["max_rounds"]) for t in group["tools"] if t.get("max_rounds")]
+    return " (%s)" % ", ".join(limited) if limited else ""
 
 
 def _source(function_name):

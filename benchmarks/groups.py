@@ -28,14 +28,17 @@ class Tool(object):
     """One way of running a group's workloads.
 
     ``env`` is added to the child's environment (MEMPULSE_DRIVER, say);
-    ``package`` is the distribution it needs beyond mempulse.
+    ``package`` is the distribution it needs beyond mempulse; a tool with
+    ``max_rounds`` runs in the first rounds only (a slow reference whose
+    figures do not vary between rounds).
     """
 
-    def __init__(self, name, label, env=None, package=None):
+    def __init__(self, name, label, env=None, package=None, max_rounds=None):
         self.name = name
         self.label = label
         self.env = env or {}
         self.package = package
+        self.max_rounds = max_rounds
 
 
 ORIGINAL = ("loop", "numpy")  # measured by tools.py / workloads.py
@@ -61,5 +64,6 @@ def to_json(group_module):
         "title": group_module.TITLE,
         "workloads": [dict(name=w.name, title=w.title, resident=w.resident, **w.params)
                       for w in group_module.WORKLOADS],
-        "tools": [{"name": t.name, "label": t.label, "env": t.env} for t in group_module.TOOLS],
+        "tools": [{"name": t.name, "label": t.label, "env": t.env, "max_rounds": t.max_rounds}
+                  for t in group_module.TOOLS],
     }

@@ -11,9 +11,11 @@ workloads, sizes each tool's loop runs to a time budget, then runs every
 workload under every tool (tools.py) in interleaved rounds, each run in a
 fresh process (measure.py); then the other groups (groups.py: fixed cost
 per block, call-heavy depth, cache-filling attribution), the same way, in
-the same rounds.  Writes benchmarks/results/results-X.Y.{json,md,png}
-and, for a full run, puts the table and chart into README.md (report.py)
-in place of the previous run's on the same interpreter version.
+the same rounds.  A full run (every group, tool and workload, 5 rounds or
+more) writes benchmarks/results/results-X.Y.{json,md,png} and puts the
+tables and chart into README.md (report.py) in place of the previous run's
+on the same interpreter version; any other run writes under
+build/bench/quick (--quick) or build/bench/partial.
 Not a test: nothing in CI runs it.
 """
 from __future__ import print_function
@@ -87,7 +89,7 @@ def parse_args(argv):
 
 # Per group: (n, budget) of a full run and of a --quick one.  fixed: blocks
 # timed and the seconds a run may spend on them; calls and cache: iterations.
-GROUP_SIZES = {"fixed": ((200, 2.0), (200, 0.5)), "calls": ((100000, 0), (20000, 0)),
+GROUP_SIZES = {"fixed": ((200, 1.0), (200, 0.5)), "calls": ((100000, 0), (20000, 0)),
                "cache": ((10000, 0), (2000, 0))}
 QUICK_RESIDENT = 256 * workloads.MiB
 
@@ -232,7 +234,8 @@ def run_group_round(runner, name, group, round_, args, rng, log):
     module = groups.module(name)
     n, budget = args.group_sizes[name]
     for workload in module.WORKLOADS:
-        order = [t for t in module.TOOLS if t.name not in group.get("unavailable", {})]
+        order = [t for t in module.TOOLS if t.name not in group.get("unavailable", {})
+                 and (t.max_rounds is None or round_ < t.max_rounds)]
         rng.shuffle(order)
         for tool in order:
             out = runner.run(tool.name, workload.name, n, group=name, budget=budget, extra_env=tool.env,
@@ -333,7 +336,10 @@ def main(argv=None):
         "groups": group_data,
         "duration_s": time.time() - begun,
     }
-    out_dir = os.path.join(environment.BUILD, "quick") if args.quick else os.path.join(HERE, "results")
+    # Only a full run replaces the published results; a partial one would
+    # otherwise overwrite them with a subset.
+    out_dir = (os.path.join(HERE, "results") if args.published
+               else os.path.join(environment.BUILD, "quick" if args.quick else "partial"))
     if not os.path.isdir(out_dir):
         os.makedirs(out_dir)
     raw = os.path.join(out_dir, "results-%s.json" % env.short)
