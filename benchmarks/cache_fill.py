@@ -216,8 +216,9 @@ def markdown(group, data, notes):
             add("%s: no result%s" % (w["title"], " (%s: %s)" % (failed[0]["tool"], failed[0]["error"])
                                      if failed else ""))
             continue
-        add("*%s* (`%s`; total RSS growth %s MiB, denominator %s MiB):"
-            % (w["title"], w["function"], _mib(sum(result["truth"].values())), _mib(result["denominator"])))
+        add("*%s* (`%s`; total RSS growth %s MiB, errors relative to %.1f MiB):"
+            % (w["title"], w["function"], _mib(sum(result["truth"].values())),
+               result["denominator"] / float(MiB)))
         add("")
         add("| line | code | truth | " + " | ".join(labels[t] for t in tools) + " |")
         add("| ---: | --- | ---: |" + " ---: |" * len(tools))
@@ -245,8 +246,9 @@ def markdown(group, data, notes):
         missing = [t for t in tools if t not in result]
         if missing:
             for t in missing:
-                why = next((r.get("error") for r in runs if r["workload"] == w["name"] and r["tool"] == t
-                            and r.get("error")), "not run")
+                why = group.get("unavailable", {}).get(t) or next(
+                    (r.get("error") for r in runs if r["workload"] == w["name"] and r["tool"] == t
+                     and r.get("error")), "not run")
                 add("")
                 add("%s on %s: %s" % (t, w["name"], why))
     add("")

@@ -180,7 +180,9 @@ def markdown(group, data, notes):
         for w in wl:
             cell = cells.get((w["name"], tool["name"]), {})
             if cell.get("us") is None:
-                row.append("failed %s" % notes.ref("%s on %s: %s" % (tool["name"], w["name"],
+                why = group.get("unavailable", {}).get(tool["name"])
+                row.append("not installable %s" % notes.ref("%s: %s" % (tool["name"], why)) if why else
+                           "failed %s" % notes.ref("%s on %s: %s" % (tool["name"], w["name"],
                                                                      cell.get("error") or "not run")))
                 values.append(None)
                 continue
@@ -231,7 +233,7 @@ def _anchor_age_text(group, cells):
             cell = cells.get((w["name"], tool["name"]), {})
             keys = keys or cell.get("metadata_keys")
             for name, age in sorted((cell.get("anchor_age") or {}).items()):
-                parts.append("%s, %s: %s" % (tool["name"], w["title"], _fmt_age(age)))
+                parts.append("%s, %s: %s" % (tool["name"], w["title"], _fmt_age(name, age)))
                 key = name
     if parts:
         return ("USS anchor age (`result.metadata[%r]`), median over blocks and rounds: %s."
@@ -254,5 +256,9 @@ def _fmt_us(us):
     return "{:,.0f}".format(us) if abs(us) >= 100 else "%.1f" % us
 
 
-def _fmt_age(age):
-    return "%.3g s" % age if isinstance(age, (int, float)) else str(age)
+def _fmt_age(key, age):
+    """The age in ms; the key's suffix says its unit (seconds without one)."""
+    if not isinstance(age, (int, float)):
+        return str(age)
+    per_ms = {"_ns": 1e6, "_us": 1e3, "_ms": 1.0}.get(key[-3:], 1e-3)
+    return "%.3g ms" % (age / per_ms)
