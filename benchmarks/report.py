@@ -205,7 +205,10 @@ def update_readme(readme, md_text, png_name, results_dir, version):
     parts = re.split(r"(?m)^<!-- results (\S+) -->\n", inside)[1:]  # version, block, ...
     blocks = dict(zip(parts[0::2], parts[1::2]))
     rel = os.path.relpath(results_dir, os.path.dirname(os.path.abspath(readme)))
-    blocks[version] = "%s\n![benchmark chart, CPython %s](%s/%s)\n\n" % (md_text, version, rel, png_name)
+    picture = ""
+    if os.path.exists(os.path.join(results_dir, png_name)):
+        picture = "\n![benchmark chart, CPython %s](%s/%s)\n" % (version, rel, png_name)
+    blocks[version] = "%s%s\n" % (md_text, picture)
 
     def order(v):
         return [int(x) if x.isdigit() else x for x in v.split(".")]
