@@ -1,8 +1,8 @@
 """Benchmark mempulse against the other memory profilers: one command.
 
-    python benchmarks/run.py                 # CPython 3.11 (pyenv), 5 rounds, ~20 min
+    python benchmarks/run.py                 # CPython 3.11 (pyenv), 5 rounds, every group, ~16 min
     python benchmarks/run.py --python 3.13   # or a path to an interpreter
-    python benchmarks/run.py --quick         # a few minutes' end-to-end check of the harness
+    python benchmarks/run.py --quick         # a 2-minute end-to-end check of the harness
     python benchmarks/run.py --only fixed,calls,cache --rounds 3   # some groups (groups.py)
 
 Makes build/bench/venv-X.Y with mempulse's wheel built from this tree and
