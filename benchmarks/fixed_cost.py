@@ -167,8 +167,8 @@ def markdown(group, data, notes):
     add = lines.append
     add("**Fixed cost of one traced block** (issue #8): a three-line handler, one warm-up block, then %d blocks "
         "timed one by one; microseconds per block (construction, enter, exit, result) over the untraced "
-        "handler call of the same round (its median call): the mean over the run's blocks and, in brackets, the median block; "
-        "medians over rounds:" % (group.get("n") or BLOCKS))
+        "handler call of the same round (its median call): the mean over the run's blocks and, in brackets, "
+        "the median block; medians over rounds:" % (group.get("n") or BLOCKS))
     add("")
     header = ["tool"] + ["%s (RSS %s)" % (w["title"], _size(_rss(runs, w["name"]))) for w in wl]
     two = len(wl) == 2
