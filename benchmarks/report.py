@@ -16,6 +16,7 @@ import json
 import os
 import re
 
+import groups
 import summary
 
 BEGIN = "<!-- benchmarks:begin (python benchmarks/run.py rewrites this part) -->"
@@ -64,13 +65,11 @@ def _status_text(cell, tool, workload, notes):
 
 
 def markdown(data, cells):
-    tools = data["tools"]
     workloads = data["workloads"]
     m = data["machine"]
     cfg = data["config"]
     versions = data.get("versions", {})
     notes = Notes()
-    rss = summary.median_rss(data)
     lines = []
     add = lines.append
     add("### CPython %s, %s" % (data["python"], m["date"]))
@@ -83,6 +82,27 @@ def markdown(data, cells):
            ", ".join("%s %s" % (k, versions[k]) for k in sorted(versions) if k != "mempulse"),
            cfg["rounds"], cfg["command"], " (a quick development run: smaller workloads)" if cfg["quick"] else ""))
     add("")
+    if workloads:
+        _original(data, cells, notes, add)
+    for name in groups.NAMES:
+        group = data.get("groups", {}).get(name)
+        if group is not None:
+            if lines[-1] != "":
+                add("")
+            add(groups.module(name).markdown(group, data, notes).strip("\n"))
+    if notes.items:
+        add("")
+        for i, text in enumerate(notes.items, 1):
+            add("%d. %s" % (i, text.replace("|", "\\|")))
+    return "\n".join(lines) + "\n"
+
+
+def _original(data, cells, notes, add):
+    """The loop and numpy groups: their tables, noise, ratios against issue #3's targets."""
+    tools = data["tools"]
+    workloads = data["workloads"]
+    cfg = data["config"]
+    rss = summary.median_rss(data)
     loops = [w for w in workloads if w["line_heavy"]]
     if loops:
         first = data["events"].get(str(cfg["n"]))
@@ -153,11 +173,6 @@ def markdown(data, cells):
         "stopped (no snapshot); scalene profiles the whole process from its CLI and the workload times "
         "itself inside. The no-op tracers are the floor for a tracer of that kind: a settrace local "
         "trace function, or a sys.monitoring LINE callback, on the workload's code only, doing nothing.")
-    if notes.items:
-        add("")
-        for i, text in enumerate(notes.items, 1):
-            add("%d. %s" % (i, text.replace("|", "\\|")))
-    return "\n".join(lines) + "\n"
 
 
 def _noise(data):
@@ -190,7 +205,10 @@ def update_readme(readme, md_text, png_name, results_dir, version):
     parts = re.split(r"(?m)^<!-- results (\S+) -->\n", inside)[1:]  # version, block, ...
     blocks = dict(zip(parts[0::2], parts[1::2]))
     rel = os.path.relpath(results_dir, os.path.dirname(os.path.abspath(readme)))
-    blocks[version] = "%s\n![benchmark chart, CPython %s](%s/%s)\n\n" % (md_text, version, rel, png_name)
+    picture = ""
+    if os.path.exists(os.path.join(results_dir, png_name)):
+        picture = "\n![benchmark chart, CPython %s](%s/%s)\n" % (version, rel, png_name)
+    blocks[version] = "%s%s\n" % (md_text, picture)
 
     def order(v):
         return [int(x) if x.isdigit() else x for x in v.split(".")]
@@ -213,6 +231,9 @@ def main():
     with io.open(base + ".md", "w", encoding="utf-8") as f:
         f.write(md_text)
     print(md_text)
+    if not data["workloads"]:
+        print("no chart: the loop and numpy groups were not run")
+        return _finish(args, data, md_text, base)
     try:
         import chart
     except ImportError as e:  # matplotlib missing: the table still stands
@@ -220,6 +241,10 @@ def main():
     else:
         chart.render(data, cells, base + ".png")
         print("wrote %s.md and %s.png" % (base, base))
+    _finish(args, data, md_text, base)
+
+
+def _finish(args, data, md_text, base):
     if args.readme:
         version = ".".join(data["python"].split(".")[:2])
         update_readme(args.readme, md_text, os.path.basename(base) + ".png",

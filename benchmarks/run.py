@@ -1,16 +1,21 @@
 """Benchmark mempulse against the other memory profilers: one command.
 
-    python benchmarks/run.py                 # CPython 3.11 (pyenv), 5 rounds, ~20 min
+    python benchmarks/run.py                 # CPython 3.11 (pyenv), 5 rounds, every group, ~16 min
     python benchmarks/run.py --python 3.13   # or a path to an interpreter
-    python benchmarks/run.py --quick         # a 2-3 minute end-to-end check of the harness
+    python benchmarks/run.py --quick         # a 2-minute end-to-end check of the harness
+    python benchmarks/run.py --only fixed,calls,cache --rounds 3   # some groups (groups.py)
 
 Makes build/bench/venv-X.Y with mempulse's wheel built from this tree and
 the peers from PyPI (environment.py), counts the line events of the loop
 workloads, sizes each tool's loop runs to a time budget, then runs every
 workload under every tool (tools.py) in interleaved rounds, each run in a
-fresh process (measure.py).  Writes benchmarks/results/results-X.Y.{json,md,png}
-and, for a full run, puts the table and chart into README.md (report.py)
-in place of the previous run's on the same interpreter version.
+fresh process (measure.py); then the other groups (groups.py: fixed cost
+per block, call-heavy depth, cache-filling attribution), the same way, in
+the same rounds.  A full run (every group, tool and workload, 5 rounds or
+more) writes benchmarks/results/results-X.Y.{json,md,png} and puts the
+tables and chart into README.md (report.py) in place of the previous run's
+on the same interpreter version; any other run writes under
+build/bench/quick (--quick) or build/bench/partial.
 Not a test: nothing in CI runs it.
 """
 from __future__ import print_function
@@ -24,6 +29,7 @@ import sys
 import time
 
 import environment
+import groups
 import machine
 import tools
 import workloads
@@ -47,8 +53,11 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true",
                         help="short development run: smaller workloads, 256 MiB instead of 2 GiB, "
                              "results under build/bench/quick, README untouched")
-    parser.add_argument("--tools", help="comma-separated subset of: " + ",".join(t.name for t in tools.TOOLS))
-    parser.add_argument("--workloads", help="comma-separated subset of: " + ",".join(w.name for w in workloads.WORKLOADS))
+    parser.add_argument("--only", help="comma-separated groups to run (default all): " + ",".join(groups.NAMES))
+    parser.add_argument("--tools", help="loop and numpy groups: comma-separated subset of: "
+                        + ",".join(t.name for t in tools.TOOLS))
+    parser.add_argument("--workloads", help="loop and numpy groups: comma-separated subset of: "
+                        + ",".join(w.name for w in workloads.WORKLOADS))
     parser.add_argument("--n", type=int, default=None, help="loop iterations (default 2,000,000; --quick 200,000)")
     parser.add_argument("--budget", type=float, default=None,
                         help="seconds one loop run may take; slower tools get fewer iterations "
@@ -68,9 +77,25 @@ def parse_args(argv):
     args.tool_names = _subset(args.tools, [t.name for t in tools.TOOLS], "tool", parser)
     if "none" not in args.tool_names:
         args.tool_names.insert(0, "none")  # every comparison is against it
-    args.workload_names = _subset(args.workloads, [w.name for w in workloads.WORKLOADS], "workload", parser)
-    args.published = not (args.quick or args.tools or args.workloads) and args.rounds >= 5
+    args.groups = _subset(args.only, list(groups.NAMES), "group", parser)
+    args.workload_names = [w for w in _subset(args.workloads, [w.name for w in workloads.WORKLOADS], "workload",
+                                              parser)
+                           if _original_group(w) in args.groups]
+    args.group_sizes = dict((g, GROUP_SIZES[g][1 if args.quick else 0]) for g in args.groups
+                            if g not in groups.ORIGINAL)
+    args.published = (not (args.quick or args.tools or args.workloads or args.only) and args.rounds >= 5)
     return args
+
+
+# Per group: (n, budget) of a full run and of a --quick one.  fixed: blocks
+# timed and the seconds a run may spend on them; calls and cache: iterations.
+GROUP_SIZES = {"fixed": ((200, 1.0), (200, 0.5)), "calls": ((100000, 0), (20000, 0)),
+               "cache": ((10000, 0), (2000, 0))}
+QUICK_RESIDENT = 256 * workloads.MiB
+
+
+def _original_group(workload_name):
+    return "numpy" if workload_name == "numpy" else "loop"
 
 
 def _subset(text, names, what, parser):
@@ -92,17 +117,22 @@ class Runner(object):
         if not os.path.isdir(WORK):
             os.makedirs(WORK)
 
-    def run(self, tool, workload, n=0, scale=1.0):
-        spec = workloads.BY_NAME[workload]
+    def run(self, tool, workload, n=0, scale=1.0, group=None, budget=None, extra_env=None, resident=0):
+        """One run; ``group`` (with its workload's ``resident`` bytes) for a group of groups.py."""
         out_path = os.path.join(WORK, "measure.json")
         if os.path.exists(out_path):
             os.remove(out_path)
         argv = [tool, workload, "--n", str(n), "--scale", repr(scale), "--out", out_path]
-        if self.quick and spec.resident > 256 * workloads.MiB:
-            argv += ["--resident", str(256 * workloads.MiB)]
+        if group is None:
+            resident = workloads.BY_NAME[workload].resident
+        else:
+            argv += ["--group", group, "--budget", repr(budget or 0)]
+        if self.quick and resident > QUICK_RESIDENT:
+            argv += ["--resident", str(QUICK_RESIDENT)]
         env = dict(os.environ)
-        for name in ("PYTHONPATH", "PYTHONHOME", "MEMPULSE_CFFI"):
+        for name in ("PYTHONPATH", "PYTHONHOME", "MEMPULSE_CFFI", "MEMPULSE_DRIVER"):
             env.pop(name, None)
+        env.update(extra_env or {})
         if tool == "scalene":
             command = [self.python, "-m", "scalene", "run", "-o", os.path.join(WORK, "scalene.json"), MEASURE]
             env["MEMPULSE_BENCH_ARGV"] = json.dumps(argv)
@@ -199,6 +229,26 @@ def _round_down(n):
     return n if digits <= 0 else n // 10 ** digits * 10 ** digits
 
 
+def run_group_round(runner, name, group, round_, args, rng, log):
+    """One round of a group of groups.py: each workload under each tool, tools shuffled."""
+    module = groups.module(name)
+    n, budget = args.group_sizes[name]
+    for workload in module.WORKLOADS:
+        order = [t for t in module.TOOLS if t.name not in group.get("unavailable", {})
+                 and (t.max_rounds is None or round_ < t.max_rounds)]
+        rng.shuffle(order)
+        for tool in order:
+            out = runner.run(tool.name, workload.name, n, group=name, budget=budget, extra_env=tool.env,
+                             resident=workload.resident)
+            record = {"round": round_, "workload": workload.name, "tool": tool.name, "n": n}
+            record.update(out)
+            group["runs"].append(record)
+            log("round %d/%d %-11s %-18s %s" % (
+                round_ + 1, args.rounds, workload.name, tool.name,
+                "%.3f s" % out["seconds"] if out.get("seconds") is not None
+                else out.get("error") or out.get("not_applicable")))
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     begun = time.time()
@@ -221,10 +271,20 @@ def main(argv=None):
     tool_names = [t for t in args.tool_names if t not in unavailable]
     loop_workloads = [w for w in args.workload_names if workloads.BY_NAME[w].line_heavy]
 
-    log("sizing the loop runs (budget %.1f s per run)" % args.budget)
-    sizes, not_applicable = size_runs(runner, args, tool_names, loop_workloads, log)
-    log("counting line events")
-    events = count_events(runner, [n for (t, w), n in sizes.items()] + [args.n], log)
+    sizes, not_applicable, events = {}, {}, {}
+    if loop_workloads:
+        log("sizing the loop runs (budget %.1f s per run)" % args.budget)
+        sizes, not_applicable = size_runs(runner, args, tool_names, loop_workloads, log)
+        log("counting line events")
+        events = count_events(runner, [n for (t, w), n in sizes.items()] + [args.n], log)
+    group_data = {}
+    for name in args.group_sizes:
+        module = groups.module(name)
+        group_data[name] = groups.to_json(module)
+        group_data[name].update(n=args.group_sizes[name][0], budget=args.group_sizes[name][1], runs=[])
+        for tool in module.TOOLS:
+            if tool.package in env.failed:
+                group_data[name].setdefault("unavailable", {})[tool.name] = env.failed[tool.package]
 
     runs = []
     capped = {}  # (tool, workload) -> seconds of the run that went over --cap
@@ -257,6 +317,8 @@ def main(argv=None):
                     round_ + 1, args.rounds, workload, tool,
                     "%.3f s" % out["seconds"] if out.get("seconds") is not None
                     else out.get("error") or out.get("not_applicable")))
+        for name in args.group_sizes:
+            run_group_round(runner, name, group_data[name], round_, args, rng, log)
 
     data = {
         "machine": machine.describe(ROOT),
@@ -271,9 +333,13 @@ def main(argv=None):
         "unavailable": unavailable,
         "events": dict((str(k), v) for k, v in events.items()),
         "runs": runs,
+        "groups": group_data,
         "duration_s": time.time() - begun,
     }
-    out_dir = os.path.join(environment.BUILD, "quick") if args.quick else os.path.join(HERE, "results")
+    # Only a full run replaces the published results; a partial one would
+    # otherwise overwrite them with a subset.
+    out_dir = (os.path.join(HERE, "results") if args.published
+               else os.path.join(environment.BUILD, "quick" if args.quick else "partial"))
     if not os.path.isdir(out_dir):
         os.makedirs(out_dir)
     raw = os.path.join(out_dir, "results-%s.json" % env.short)
