@@ -5,7 +5,12 @@ import re
 
 from conftest import MiB, line_of, record_at, touched
 
+import pytest
+
 import mempulse
+
+# Every test here runs under each driver (sys.settrace; sys.monitoring on 3.12+).
+pytestmark = pytest.mark.usefixtures("driver")
 
 BIG = 64 * MiB
 

@@ -12,7 +12,12 @@ import textwrap
 
 from conftest import MiB, line_of, record_at, touched
 
+import pytest
+
 import mempulse
+
+# Every test here runs under each driver (sys.settrace; sys.monitoring on 3.12+).
+pytestmark = pytest.mark.usefixtures("driver")
 
 SPIKE = 200 * MiB
 

@@ -7,6 +7,9 @@ from conftest import MiB, line_of, record_at, touched
 
 import mempulse
 
+# Every test here runs under each driver (sys.settrace; sys.monitoring on 3.12+).
+pytestmark = pytest.mark.usefixtures("driver")
+
 
 def helper():
     return touched(4 * MiB)  # L:helper

@@ -17,6 +17,9 @@ import pytest
 
 from conftest import HAVE_PSUTIL, MiB
 
+# Every test here runs under each driver (sys.settrace; sys.monitoring on 3.12+).
+pytestmark = pytest.mark.usefixtures("driver")
+
 KiB = 1 << 10
 SIZES = [KiB, 4 * KiB, 10 * KiB, 64 * KiB, 256 * KiB, MiB]
 TOTAL = 32 * MiB

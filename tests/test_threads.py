@@ -4,7 +4,12 @@ import threading
 
 from conftest import MiB, line_of, record_at, touched
 
+import pytest
+
 import mempulse
+
+# Every test here runs under each driver (sys.settrace; sys.monitoring on 3.12+).
+pytestmark = pytest.mark.usefixtures("driver")
 
 THREADING_FILE = getattr(threading.Thread.run, "__func__", threading.Thread.run).__code__.co_filename
 

@@ -12,6 +12,9 @@ from conftest import HAVE_PSUTIL, MiB, line_of, record_at, touched
 import mempulse
 from mempulse import _core, _samplers
 
+# Every test here runs under each driver (sys.settrace; sys.monitoring on 3.12+).
+pytestmark = pytest.mark.usefixtures("driver")
+
 PACKAGE_DIR = os.path.dirname(os.path.abspath(mempulse.__file__))
 
 
