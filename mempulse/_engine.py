@@ -87,10 +87,20 @@ def code_is_start(frame):
 
 
 def active_trace():
-    """This thread's current :class:`ThreadTrace`, or None."""
+    """This thread's current :class:`ThreadTrace`, or None.
+
+    A trace left behind (its session ended without it being deactivated: an
+    interrupt inside ``__exit__``) is dropped here, and the thread's events
+    go back to the trace it stepped in front of, if that one still runs.
+    """
     trace = getattr(_active, "trace", None)
-    if trace is None or trace.done:
-        return None
+    if trace is None or not (trace.done or trace.session is None or trace.session.ended):
+        return trace
+    while trace is not None and (trace.done or trace.session is None or trace.session.ended):
+        trace = trace.outer
+    _active.trace = trace
+    if _core.loaded():
+        _core.lib.mp_bind(trace.c if trace is not None else _core.ffi.NULL)
     return trace
 
 
@@ -143,6 +153,16 @@ class Session(object):
             self.code_ids[id(code)] = code_id
             self.codes.append(code)  # keeps ids from being reused meanwhile
             return code_id
+
+    def failure(self, status, os_errno):
+        """The exception for a C failure: the sampler's own, if it raised one."""
+        failure = self.meter.pending_exception()
+        if failure is not None:
+            return failure
+        message = "mempulse: tracing failed: %s" % _core.strerror(status)
+        if os_errno:
+            return OSError(os_errno, message)
+        return RuntimeError(message)
 
     # -- threads ---------------------------------------------------------------
     def note_thread_start(self, frame):
@@ -207,7 +227,7 @@ class ThreadTrace(object):
         self.c = out[0]
         status = lib.mp_start(self.c)
         if status != 0:
-            failure = session.tracer._failure(status, lib.mp_error_errno(self.c))
+            failure = session.failure(status, lib.mp_error_errno(self.c))
             lib.mp_tracer_free(self.c)
             self.c = None
             raise failure

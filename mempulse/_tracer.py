@@ -24,6 +24,14 @@ _PACKAGE_DIR = _engine.PACKAGE_DIR
 _STARTING = object()
 
 
+class _NoDriver(object):
+    def uninstall(self):
+        return None
+
+
+_NO_DRIVER = _NoDriver()
+
+
 def _driver_wanted():
     """"sys.monitoring" on 3.12+, else "sys.settrace"; MEMPULSE_DRIVER=settrace forces the latter."""
     if _sysmon.available() and os.environ.get("MEMPULSE_DRIVER", "") != "settrace":
@@ -78,12 +86,25 @@ class _Tracer(object):
         try:
             self._start(sys._getframe(1))
         except BaseException:
-            self._session = None
+            session, self._session = self._session, None
+            if session is not None and session is not _STARTING:
+                self._teardown(session)  # interrupted right after starting
             raise
         return self
 
     def _start(self, frame):
         outer = _engine.active_trace()
+        if (
+            outer is not None
+            and outer.session.main is outer
+            and outer.root is frame
+            and not _inside_with_body(frame.f_code, outer.session.entered_at, frame.f_lasti)
+        ):
+            # A trace entered in this frame is still active, yet the frame
+            # runs outside its with statement's body: that one's __exit__
+            # never ran (an interrupt as it was called).
+            _abandon(outer.session)
+            outer = _engine.active_trace()
         if outer is not None and (self._steps_aside or not outer.session.steps_aside):
             raise RuntimeError(
                 "a mempulse tracer is already active on this thread; "
@@ -91,6 +112,8 @@ class _Tracer(object):
             )
         meter = _samplers.meter(self._sampler)  # loads the core on first use
         session = _engine.Session(self, meter, self.trace_depth, self._steps_aside)
+        session.driver_object = _NO_DRIVER
+        session.entered_at = frame.f_lasti
         session.start_time = time.time()
         session.lifetime_peak = meter.lifetime_peak()
         trace = None
@@ -111,16 +134,22 @@ class _Tracer(object):
                 driver = _settrace.Driver(trace, guarded=False)
                 driver.install(frame, self._record_caller)
             session.driver_object = driver
+            self.driver = session.driver
+            self._session = session
         except BaseException:
-            if driver is not None:
-                driver.uninstall()
-            if trace is not None:
-                trace.deactivate()
-                trace.free()
-            _engine.unregister(session)
+            # Ended first: whatever an interrupt leaves of the rest is dropped.
+            session.ended = True
+            try:
+                if driver is not None:
+                    driver.uninstall()
+            finally:
+                try:
+                    if trace is not None:
+                        trace.deactivate()
+                        trace.free()
+                finally:
+                    _engine.unregister(session)
             raise
-        self.driver = session.driver
-        self._session = session
 
     # -- exiting -------------------------------------------------------------
     def __exit__(self, exc_type, exc_value, tb):
@@ -159,10 +188,10 @@ class _Tracer(object):
                 trace._finish()
                 status = lib.mp_error(trace.c) or lib.mp_merge(main.c, trace.c)
             if status != 0:
-                raise self._failure(status, lib.mp_error_errno(trace.c))
+                raise session.failure(status, lib.mp_error_errno(trace.c))
         status = lib.mp_error(main.c)
         if status != 0:
-            raise self._failure(status, lib.mp_error_errno(main.c))
+            raise session.failure(status, lib.mp_error_errno(main.c))
         failure = session.meter.pending_exception()
         if failure is not None:
             raise failure
@@ -203,34 +232,66 @@ class _Tracer(object):
         return result
 
     def _teardown(self, session):
-        """Release everything the trace held: C memory, frames, code objects."""
+        """Release everything the trace held: C memory, frames, code objects.
+
+        Each step runs even if an interrupt cuts the one before short; what
+        an interrupt leaves behind is ended, so ``active_trace`` drops it.
+        """
+        session.ended = True
+        self._session = None
         try:
             session.driver_object.uninstall()
         finally:
-            session.end()
-            main = session.main
-            main.deactivate()
-            for trace in [main] + session.threads:
-                trace.free()
-            _engine.unregister(session)
-            session.tracer = None
-            session.code_ids = session.name_ids = session.codes = None
-            self._session = None
+            try:
+                session.end()
+                main = session.main
+                if main is not None:
+                    main.deactivate()
+            finally:
+                try:
+                    for trace in [session.main] + session.threads:
+                        if trace is not None:
+                            trace.free()
+                finally:
+                    _engine.unregister(session)
+                    session.tracer = None
+                    session.code_ids = session.name_ids = session.codes = None
 
-    def _failure(self, status, os_errno):
-        """The exception for a C failure (the sampler's own, if it raised one)."""
-        failure = self._sampler_failure()
-        if failure is not None:
-            return failure
-        message = "mempulse: tracing failed: %s" % _core.strerror(status)
-        if os_errno:
-            return OSError(os_errno, message)
-        return RuntimeError(message)
 
-    def _sampler_failure(self):
-        session = self._session
-        meter = getattr(session, "meter", None)
-        return meter.pending_exception() if meter is not None else None
+def _inside_with_body(code, entered_at, offset):
+    """Is ``offset`` inside the body of the with statement entered at ``entered_at``?
+
+    True when it cannot tell (then a second tracer is refused as nesting).
+    """
+    try:
+        import dis
+
+        bytecode = dis.Bytecode(code)
+        entries = getattr(bytecode, "exception_entries", None)
+        if entries is None:  # up to 3.10: SETUP_WITH names where its body ends
+            for instruction in bytecode:
+                if instruction.offset == entered_at and instruction.opname == "SETUP_WITH":
+                    return entered_at < offset < instruction.argval
+            return True
+        # 3.11+: the body is protected by entries handled by the with's cleanup.
+        if not [i for i in bytecode if i.offset == entered_at and i.opname == "BEFORE_WITH"]:
+            return True
+        first = min((e for e in entries if e.start > entered_at), key=lambda e: e.start)
+        end = max(e.end for e in entries if e.target == first.target)
+        return first.start <= offset < end
+    except Exception:
+        return True
+
+
+def _abandon(session):
+    """Drop a session whose block was left without its __exit__; say so."""
+    tracer = session.tracer
+    if tracer is not None:
+        tracer._teardown(session)
+    _settrace.warn(
+        "mempulse: a trace entered in this frame never exited (an interrupt as "
+        "its __exit__ was called); it was discarded without a result"
+    )
 
 
 def _add_c_metadata(metadata, c_tracer, session):
