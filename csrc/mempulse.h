@@ -57,7 +57,7 @@ typedef enum mp_status {
     MP_EROLLUP = -3,    /* /proc/<pid>/smaps_rollup could not be opened or read (errno) */
     MP_EPARSE = -4,     /* a /proc file did not have the expected format */
     MP_ESAMPLER = -5,   /* an external sampler callback reported failure */
-    MP_ESTATE = -6,     /* call out of order, e.g. mp_line with no frame */
+    MP_ESTATE = -6,     /* mp_start twice, or mp_finish without mp_start */
     MP_ERANGE = -7,     /* output buffer too small; *needed says how big */
     MP_EINVAL = -8,     /* invalid argument */
     MP_EAGAIN = -9      /* no reading this time (another thread's was under way,
