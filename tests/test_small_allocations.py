@@ -120,9 +120,13 @@ def test_allocate_and_free_every_iteration_shows_no_phantom_growth(tmpdir, sampl
     # The allocating and the freeing line may each move memory (a block
     # mmapped and unmapped each time); the sum over the loop is about zero,
     # and the lines between them get nothing.
-    total = sum(lines.values())
-    assert abs(total) <= max(2 * size, 2 * MiB), lines
+    # PyPy: its JIT compiles the loop and its collector runs at the loop's
+    # header, which moves up to ~2 MiB there whatever the loop allocates.
+    slack = 0 if CPYTHON else 4 * MiB
     for (function, name), increment in lines.items():
         if name not in ("alloc", "free"):
-            assert abs(increment) <= max(0.03 * allocated, 2 * size), (name, lines)
-    assert abs(lines[("churn", "alloc")] + lines.get(("churn", "free"), 0)) <= max(2 * size, 2 * MiB), lines
+            assert abs(increment) <= max(0.03 * allocated, 2 * size) + slack, (name, lines)
+    if CPYTHON:  # PyPy frees at its next collection, not at ``del``
+        total = sum(lines.values())
+        assert abs(total) <= max(2 * size, 2 * MiB), lines
+        assert abs(lines[("churn", "alloc")] + lines.get(("churn", "free"), 0)) <= max(2 * size, 2 * MiB), lines
