@@ -99,8 +99,10 @@ typedef struct mp_sampler {
  * reading), the process-wide budget for full readings (at most 1% of wall
  * time), the per-line peak resets and the lifetime peak: the process's
  * highest rss as it was before our first reset, maxed with every window
- * since, so the user loses nothing to the resets.  mp_meter_new makes no
- * system call and takes no reading.
+ * since, so the user loses nothing to the resets.  Every running tracer
+ * gets the peak of every window since its own last reading, whichever
+ * thread took the readings.  mp_meter_new makes no system call and takes
+ * no reading.
  */
 typedef struct mp_meter mp_meter;
 int mp_meter_new(const mp_sampler *sampler, mp_meter **out);
