@@ -50,7 +50,7 @@ def test_constructing_samplers_loads_no_core_and_keeps_no_file_open():
             pass
         after = sorted(os.listdir("/proc/self/fd"))
         loaded = [m for m in core if m in sys.modules and m not in already]
-        print("fds", before == after, "loaded", loaded)
+        print("fds %s loaded %s" % (before == after, loaded))
         """
     )
     assert "fds True loaded []" in out, out
@@ -70,11 +70,11 @@ def test_constructing_a_sampler_does_not_reset_the_peak():
 
         m = mmap.mmap(-1, 100 << 20)
         for i in range(0, 100 << 20, 4096):
-            m[i] = 1
+            m[i:i + 1] = b"1"
         m.close()
         before = hwm()
         _samplers.ProcSampler()
-        print("kept", hwm() >= before >= 100 << 20)
+        print("kept %s" % (hwm() >= before >= 100 << 20))
         """
     )
     assert "kept True" in out, out
