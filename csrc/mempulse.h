@@ -57,7 +57,7 @@ typedef enum mp_status {
     MP_EROLLUP = -3,    /* /proc/<pid>/smaps_rollup could not be opened or read (errno) */
     MP_EPARSE = -4,     /* a /proc file did not have the expected format */
     MP_ESAMPLER = -5,   /* an external sampler callback reported failure */
-    MP_ESTATE = -6,     /* call out of order, e.g. mp_line with no frame */
+    MP_ESTATE = -6,     /* mp_start twice, or mp_finish without mp_start */
     MP_ERANGE = -7,     /* output buffer too small; *needed says how big */
     MP_EINVAL = -8,     /* invalid argument */
     MP_EAGAIN = -9      /* no reading this time (another thread's was under way,
@@ -99,8 +99,10 @@ typedef struct mp_sampler {
  * reading), the process-wide budget for full readings (at most 1% of wall
  * time), the per-line peak resets and the lifetime peak: the process's
  * highest rss as it was before our first reset, maxed with every window
- * since, so the user loses nothing to the resets.  mp_meter_new makes no
- * system call and takes no reading.
+ * since, so the user loses nothing to the resets.  Every running tracer
+ * gets the peak of every window since its own last reading, whichever
+ * thread took the readings.  mp_meter_new makes no system call and takes
+ * no reading.
  */
 typedef struct mp_meter mp_meter;
 int mp_meter_new(const mp_sampler *sampler, mp_meter **out);

@@ -509,7 +509,7 @@ const char *mp_strerror(int status)
     case MP_EROLLUP: return "cannot read /proc/self/smaps_rollup";
     case MP_EPARSE: return "unexpected format in a /proc memory file";
     case MP_ESAMPLER: return "the memory sampler failed";
-    case MP_ESTATE: return "tracer events out of order";
+    case MP_ESTATE: return "tracer started twice, or finished without a start";
     case MP_ERANGE: return "output buffer too small";
     case MP_EINVAL: return "invalid argument";
     case MP_EAGAIN: return "no reading this time (not an error)";

@@ -135,12 +135,22 @@ class Meter(object):
         """(rss, uss, swap, lifetime peak) now, in bytes (None where unknown).
 
         ``full``: a fresh USS reading (smaps_rollup: its cost grows with
-        resident memory); otherwise USS follows the last anchor.
+        resident memory); otherwise USS follows the last anchor.  Outside
+        traced code only: an interrupt caught inside the reading (Ctrl-C
+        during psutil) is raised here.
         """
+        import time
+
         from mempulse._core import ffi, from_c, lib, strerror
 
         usage = ffi.new("mp_usage *")
-        status = lib.mp_meter_read(self.c, 1 if full else 0, usage)
+        for _ in range(1000):
+            status = lib.mp_meter_read(self.c, 1 if full else 0, usage)
+            if status != lib.MP_EAGAIN or self.interrupts:
+                break
+            time.sleep(0.001)  # another thread's (psutil) reading: let it finish
+        if self.interrupts:
+            raise self.interrupts.pop(0)  # not inside traced code: raise it now
         if status != 0:
             failure = self.pending_exception()
             if failure is not None:

@@ -79,7 +79,7 @@ def test_a_forked_child_measures_itself(name):
         keep.append(touched(100 * MiB))
         rss1, uss1 = meter.read(full=True)[:2]
         own = [t for t in _proc_targets() if t.startswith("/proc/%d/" % parent)]
-        print("child", rss1 - rss0, uss1 - uss0, rss1, own)
+        print("child %d %d %d %s" % (rss1 - rss0, uss1 - uss0, rss1, own))
         sys.stdout.flush()
         return 95 * MiB <= rss1 - rss0 <= 110 * MiB and 95 * MiB <= uss1 - uss0 and not own
 

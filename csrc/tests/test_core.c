@@ -1289,12 +1289,125 @@ static void test_tracer_movement_gate(void)
     /* Quiet from now on: after HOT_READINGS readings the gate closes. */
     CHECK_EQ(mp_start(t), MP_OK);
     mp_call(t, 1);
+    mp_line(t, 5);
     q = s.quick_calls;
-    for (i = 0; i < 5000; i++)
+    for (i = 0; i < 5000; i++) {
         mp_line(t, 4);
+        mp_line(t, 5);
+    }
     CHECK(s.quick_calls - q <= 128 + 1);
     CHECK_EQ(mp_finish(t), MP_OK);
+
+    /* A line that follows itself while memory moves (a comprehension):
+     * readings between its executions would move nothing between lines,
+     * so the open movement gate does not make it read. */
+    CHECK_EQ(mp_start(t), MP_OK);
+    mp_call(t, 1);
+    mp_line(t, 6);
+    sleep_ns(2000000);
+    set_rss(&s, s.rss + 4096);
+    mp_line(t, 7);                      /* time gate: sees the move, hot */
+    q = s.quick_calls;
+    for (i = 0; i < 1000; i++) {
+        set_rss(&s, s.rss + 4096);
+        mp_line(t, 7);
+    }
+    CHECK(s.quick_calls - q <= 2);      /* only if 1 ms passed meanwhile */
+    CHECK_EQ(mp_finish(t), MP_OK);
+    CHECK_EQ(mp_records(t, r, 3), 3);
     mp_tracer_free(t);
+}
+
+
+/*
+ * A sampler that is not serial (its callbacks run Python and need the GIL)
+ * never waits for the meter: while another thread is inside a reading, a
+ * tracer takes a quick reading without the mutex and still charges its
+ * line exactly.
+ */
+typedef struct busy_sampler {
+    volatile int64_t rss;
+    volatile int holder_inside;
+    volatile int release;
+    volatile int calls;
+} busy_sampler;
+
+static int busy_quick(void *ctx, mp_usage *out)
+{
+    busy_sampler *b = ctx;
+    int call = ++b->calls;
+    if (call == 3) {                    /* the holder thread's reading */
+        b->holder_inside = 1;
+        while (!b->release)
+            sleep_ns(1000000);
+    }
+    out->rss = out->peak_rss = b->rss;
+    return 0;
+}
+
+static int busy_full(void *ctx, mp_usage *out)
+{
+    busy_sampler *b = ctx;
+    out->uss = b->rss - 1000;
+    out->swap = 0;
+    return 0;
+}
+
+typedef struct busy_job {
+    mp_meter *m;
+    int rc;
+} busy_job;
+
+static void *busy_holder(void *arg)
+{
+    busy_job *job = arg;
+    mp_usage u;
+    job->rc = mp_meter_read(job->m, 0, &u);
+    return NULL;
+}
+
+static void test_meter_not_serial(void)
+{
+    busy_sampler b;
+    mp_sampler smp;
+    mp_meter *m = NULL;
+    mp_tracer *t = NULL;
+    mp_record r[2];
+    busy_job job;
+    pthread_t th;
+
+    memset(&b, 0, sizeof b);
+    b.rss = 5000000;
+    memset(&smp, 0, sizeof smp);
+    smp.quick = busy_quick;
+    smp.full = busy_full;
+    smp.ctx = &b;
+    smp.serial = 0;
+    CHECK_EQ(mp_meter_new(&smp, &m), MP_OK);
+    CHECK_EQ(mp_tracer_new(m, 0, &t), MP_OK);
+    if (m == NULL || t == NULL)
+        return;
+    CHECK_EQ(mp_start(t), MP_OK);       /* quick #1, the anchor */
+    mp_call(t, 1);
+    mp_line(t, 1);                      /* quick #2 */
+    job.m = m;
+    job.rc = -1;
+    CHECK_EQ(pthread_create(&th, NULL, busy_holder, &job), 0);
+    while (!b.holder_inside)
+        sleep_ns(1000000);
+    b.rss += 8192;                      /* line 1 allocates */
+    mp_line(t, 2);                      /* meter busy: an unlocked reading */
+    CHECK_EQ(b.calls, 4);
+    b.release = 1;
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    CHECK_EQ(job.rc, MP_OK);
+    CHECK_EQ(mp_finish(t), MP_OK);
+    CHECK_EQ(mp_records(t, r, 2), 2);
+    CHECK_EQ(r[0].increment, 8192);
+    CHECK_EQ(r[0].uss, 5000000 + 8192 - 1000);
+    CHECK_EQ(mp_error(t), MP_OK);
+    mp_tracer_free(t);
+    mp_meter_free(m);
 }
 
 #ifdef MP_TEST_LINUX
@@ -1933,6 +2046,7 @@ int main(void)
     test_meter_threads();
 #endif
     test_tracer_movement_gate();
+    test_meter_not_serial();
     test_footprint();
     test_report();
     test_strerror();
