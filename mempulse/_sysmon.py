@@ -47,7 +47,7 @@ class _Monitor(object):
 
     def __init__(self):
         self.lock = threading.RLock()
-        self.users = 0
+        self.users = set()  # the Drivers using the tool
         self.tool = None
         # Keyed by id: equal code objects (dataclasses' generated __init__)
         # are distinct for sys.monitoring.
@@ -61,14 +61,18 @@ class _Monitor(object):
         self.callbacks = None
 
     # -- claiming ---------------------------------------------------------------
-    def acquire(self, interrupts=None):
+    def acquire(self, driver, interrupts=None):
         """Count a session in; False when no tool id is free.
 
         ``interrupts``: the session's meter runs Python code (psutil) during
         readings; what interrupted it is raised right after the C call.
         """
         with self.lock:
-            if self.users == 0:
+            # Users whose session ended without releasing (an interrupt).
+            self.users = set(d for d in self.users if d.live())
+            if not self.users:
+                if self.tool is not None:
+                    self._uninstall()
                 tool = _claim_tool_id()
                 if tool is None:
                     return False
@@ -78,21 +82,23 @@ class _Monitor(object):
                 except BaseException:
                     self._uninstall()
                     raise
-            self.users += 1
+            self.users.add(driver)
+            driver.acquired = True
             if interrupts is not None:
                 self.interrupts.append(interrupts)
                 self._choose_line_callback()
             return True
 
-    def release(self, interrupts=None):
+    def release(self, driver, interrupts=None):
         """Count a session out; the last one gives the tool id back."""
         with self.lock:
+            driver.acquired = False
             if interrupts is not None and interrupts in self.interrupts:
                 self.interrupts.remove(interrupts)
                 self._choose_line_callback()
-            self.users -= 1
-            if self.users <= 0:
-                self.users = 0
+            self.users.discard(driver)
+            self.users = set(d for d in self.users if d.live())
+            if not self.users:
                 self._uninstall()
 
     def _install(self):
@@ -397,9 +403,8 @@ class Driver(object):
         """Start; False where every tool id is taken (use settrace then)."""
         meter = self.trace.session.meter
         self.interrupts = getattr(meter, "interrupts", None) if meter.name == "psutil" else None
-        if not _monitor.acquire(self.interrupts):
+        if not _monitor.acquire(self, self.interrupts):
             return False
-        self.acquired = True
         kind = _engine.TRACED if record_root else _engine.OWN
         events = monitoring.events
         wanted = events.CALL | events.PY_RETURN | events.PY_YIELD
@@ -410,9 +415,12 @@ class Driver(object):
 
     def uninstall(self):
         if self.acquired:
-            self.acquired = False
-            _monitor.release(self.interrupts)
+            _monitor.release(self, self.interrupts)
         return None
+
+    def live(self):
+        session = self.trace.session
+        return self.acquired and session is not None and not session.ended
 
 
 def after_fork_in_child():
@@ -420,7 +428,7 @@ def after_fork_in_child():
     monitor = _monitor
     monitor.lock = threading.RLock()
     if monitor.tool is not None:
-        monitor.users = 0
+        monitor.users = set()
         try:
             monitor._uninstall()
         except Exception:

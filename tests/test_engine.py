@@ -307,14 +307,16 @@ for i in range(200):
     except KeyboardInterrupt:
         interrupted += 1
     absorb_late_interrupts()
-assert mempulse._tracer.current_tracer() is None
-assert sys.gettrace() is None
-if hasattr(sys, "monitoring"):
-    assert [sys.monitoring.get_tool(t) for t in (2, 3, 4)] == [None, None, None]
+# The next tracer works (one whose __exit__ an interrupt skipped is
+# discarded), and leaves nothing behind.
 results = []
 with cls(results.append, 1):
     x = leaf(3)
 assert any(r.function == "<module>" for r in results[0]), results
+assert mempulse._tracer.current_tracer() is None
+assert sys.gettrace() is None
+if hasattr(sys, "monitoring"):
+    assert [sys.monitoring.get_tool(t) for t in (2, 3, 4)] == [None, None, None]
 print("ok", interrupted, calls)
 """
 
