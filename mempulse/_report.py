@@ -1,9 +1,12 @@
 """The report table, formatted by the C core (csrc/report.c)."""
 from mempulse._core import ffi, lib, strerror, to_c
+from mempulse._text import display
 
 
-def _utf8(text):
-    return text if isinstance(text, bytes) else text.encode("utf-8", "replace")
+def _utf8(name):
+    # A file name's bytes that are not UTF-8 show as \xNN (see _text).
+    text = display(name)
+    return text if isinstance(text, bytes) else text.encode("utf-8")
 
 
 def format_trace_result(result):
