@@ -14,6 +14,7 @@ import threading
 
 from mempulse import _tracer
 from mempulse._export import dump_csv, dump_json
+from mempulse._interrupts import Interrupts
 from mempulse._options import UsageError, parse_command_line
 from mempulse._program import CannotRun, load_module, load_path, set_path0
 from mempulse._report import format_trace_result
@@ -52,7 +53,9 @@ class Outcome(object):
     ``ran``: the trace started and the program with it; ``failure``: the
     program's own exception as ``sys.exc_info()``, None if it returned;
     ``error``: mempulse's own exception (a tracer that failed), kept out
-    of the program's way; ``result``: the trace's result, None without one.
+    of the program's way; ``result``: the trace's result, None without one;
+    ``interrupts``: the run's SIGINT handler (see :mod:`mempulse._interrupts`),
+    still installed: the caller uninstalls it when done.
     """
 
     def __init__(self, command):
@@ -62,6 +65,7 @@ class Outcome(object):
         self.ran = False
         self.failure = None
         self.error = None
+        self.interrupts = Interrupts()
 
     @property
     def result(self):
@@ -96,6 +100,9 @@ def trace_program(program, tracer_class, depth, at_os_exit=None):
     _replaced_mains.append(sys.modules.get("__main__"))
     sys.modules["__main__"] = program.module
     restore_os_exit = _hook_os_exit(outcome, tracer, at_os_exit)
+    interrupts = outcome.interrupts
+    interrupts.running = True
+    interrupts.install(sys._getframe())
     try:
         with tracer:
             outcome.ran = True
@@ -106,6 +113,7 @@ def trace_program(program, tracer_class, depth, at_os_exit=None):
                 exec(program.code, program.module.__dict__)
             except BaseException:
                 outcome.failure = sys.exc_info()
+            interrupts.running = False
     except BaseException:
         # The tracer's own: in __enter__ (nothing ran) or __exit__.  Ctrl-C
         # there is still the user's interrupt of the program.
@@ -114,6 +122,7 @@ def trace_program(program, tracer_class, depth, at_os_exit=None):
         else:
             outcome.error = sys.exc_info()[1]
     finally:
+        interrupts.running = False
         restore_os_exit()
     return outcome
 
@@ -224,10 +233,27 @@ def _report(prog, options, outcome):
         _say(prog, message)
 
 
-def _strip_own_frames(tb):
-    """The traceback from the program's first frame on, as Python would show it."""
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_tracer._PACKAGE_DIR):
+def _own(tb):
+    return tb.tb_frame.f_code.co_filename.startswith(_tracer._PACKAGE_DIR)
+
+
+def _strip_own_frames(tb, interrupt=False):
+    """The traceback from the program's first frame on, as Python would show it.
+
+    For an interrupt, also without the innermost frames if they are
+    mempulse's (the SIGINT handler of mempulse._interrupts raises there;
+    Python's own handler has no frame); a traceback can be cut on 3.7+.
+    """
+    while tb is not None and _own(tb):
         tb = tb.tb_next
+    if interrupt and tb is not None and sys.version_info >= (3, 7):
+        last_program = tb
+        entry = tb
+        while entry.tb_next is not None:
+            entry = entry.tb_next
+            if not _own(entry):
+                last_program = entry
+        last_program.tb_next = None
     return tb
 
 
@@ -246,7 +272,7 @@ def _exit_status(failure):
             return code
         sys.stderr.write("%s\n" % (code,))
         return 1
-    tb = _strip_own_frames(tb)
+    tb = _strip_own_frames(tb, issubclass(exc_type, KeyboardInterrupt))
     if hasattr(exc_value, "with_traceback"):
         # Python 3's default hook prints the exception's own __traceback__.
         exc_value = exc_value.with_traceback(tb)
@@ -312,15 +338,19 @@ def main(argv=None, prog="mempulse"):
     outcome = trace_program(
         program, tracer_class, options.depth, at_os_exit=lambda o: _report(prog, options, o)
     )
-    if not outcome.ran and outcome.failure is None:
-        if outcome.in_child:
-            return 1  # cannot be: the program forked before it started
-        return _usage_error(prog, "cannot start tracing: %s" % _one_line(outcome.error))
-    status = _exit_status(outcome.failure)
-    if not outcome.in_child:
-        _report(prog, options, outcome)
+    try:
+        if not outcome.ran and outcome.failure is None:
+            return _usage_error(prog, "cannot start tracing: %s" % _one_line(outcome.error))
+        status = _exit_status(outcome.failure)
+        if not outcome.in_child:
+            _report(prog, options, outcome)
+    finally:
+        outcome.interrupts.uninstall()
     if outcome.failure is not None and issubclass(outcome.failure[0], KeyboardInterrupt):
         _raise_shown(outcome.failure[1])
+    if outcome.interrupts.interrupted:  # Ctrl-C after the program's last line
+        sys.stderr.write("KeyboardInterrupt\n")
+        _raise_shown(KeyboardInterrupt())
     return status
 
 
