@@ -237,24 +237,40 @@ def _own(tb):
     return tb.tb_frame.f_code.co_filename.startswith(_tracer._PACKAGE_DIR)
 
 
-def _strip_own_frames(tb, interrupt=False):
-    """The traceback from the program's first frame on, as Python would show it.
-
-    For an interrupt, also without the innermost frames if they are
-    mempulse's (the SIGINT handler of mempulse._interrupts raises there;
-    Python's own handler has no frame); a traceback can be cut on 3.7+.
-    """
+def _strip_own_frames(tb):
+    """The traceback from the program's first frame on, as Python would show it."""
     while tb is not None and _own(tb):
         tb = tb.tb_next
-    if interrupt and tb is not None and sys.version_info >= (3, 7):
-        last_program = tb
-        entry = tb
-        while entry.tb_next is not None:
-            entry = entry.tb_next
-            if not _own(entry):
-                last_program = entry
-        last_program.tb_next = None
     return tb
+
+
+def _cut_own_tail(tb):
+    """Whether ``tb`` ends in mempulse's frames; cut them off where possible (3.7+).
+
+    An interrupt is raised in the SIGINT handler of mempulse._interrupts,
+    whose frame Python's own handler would not have.
+    """
+    last_program, entry, tail = tb, tb, False
+    while entry is not None:
+        if _own(entry):
+            tail = True
+        else:
+            last_program, tail = entry, False
+        entry = entry.tb_next
+    if tail and sys.version_info >= (3, 7):
+        last_program.tb_next = None
+        return False
+    return tail
+
+
+def _print_without_own_tail(exc_type, exc_value, tb):
+    import traceback
+
+    entries = traceback.extract_tb(tb)
+    while entries and entries[-1][0].startswith(_tracer._PACKAGE_DIR):
+        entries.pop()
+    text = ["Traceback (most recent call last):\n"] + traceback.format_list(entries)
+    sys.stderr.write("".join(text + traceback.format_exception_only(exc_type, exc_value)))
 
 
 def _exit_status(failure):
@@ -272,11 +288,15 @@ def _exit_status(failure):
             return code
         sys.stderr.write("%s\n" % (code,))
         return 1
-    tb = _strip_own_frames(tb, issubclass(exc_type, KeyboardInterrupt))
+    tb = _strip_own_frames(tb)
+    own_tail = tb is not None and issubclass(exc_type, KeyboardInterrupt) and _cut_own_tail(tb)
     if hasattr(exc_value, "with_traceback"):
         # Python 3's default hook prints the exception's own __traceback__.
         exc_value = exc_value.with_traceback(tb)
-    sys.excepthook(exc_type, exc_value, tb)
+    if own_tail and sys.excepthook is sys.__excepthook__:
+        _print_without_own_tail(exc_type, exc_value, tb)
+    else:
+        sys.excepthook(exc_type, exc_value, tb)
     return 1
 
 
