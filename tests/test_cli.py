@@ -578,3 +578,35 @@ def io_open(path):
     import io
 
     return io.open(path, encoding="utf-8", newline="")
+
+
+# A private mount namespace (root only) with an empty /proc: the C sampler
+# cannot open its files and psutil finds no process.
+NO_PROC = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none /proc && exec "$@"', "sh"]
+
+
+def can_hide_proc():
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        with open(os.devnull, "w") as devnull:
+            return subprocess.call(NO_PROC + ["true"], stdout=devnull, stderr=devnull) == 0
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not can_hide_proc(), reason="needs root and unshare to hide /proc")
+@pytest.mark.parametrize("sampler", [[], ["--sampler", "psutil"], ["--sampler", "c"]], ids=["default", "psutil", "c"])
+def test_without_proc_the_run_does_not_start(tmpdir, sampler):
+    if sampler != ["--sampler", "c"]:
+        pytest.importorskip("psutil")
+    write(tmpdir, "ran.py", "open('ran', 'w').close()\n")
+    proc = subprocess.Popen(
+        NO_PROC + [sys.executable, "-m", "mempulse"] + sampler + ["ran.py"],
+        cwd=str(tmpdir), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    out, err = proc.communicate()
+    lines = err.decode("utf-8", "replace").splitlines()
+    assert proc.returncode == 2, lines
+    assert len(lines) == 1 and lines[0].startswith("python -m mempulse: error: "), lines
+    assert not tmpdir.join("ran").check()  # nothing ran
