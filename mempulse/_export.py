@@ -31,6 +31,7 @@ _PY2 = sys.version_info[0] == 2
 _TEXT = (str, type(u""))
 _INTEGERS = (int, type(1 << 70))  # long on Python 2
 _SIZE_FIELDS = ("uss", "swap", "peak_rss", "increment")
+_MAX_LINENO = (1 << 31) - 1  # a C int, as in code objects and the C core
 #: The metadata columns of the CSV, in this order, after the record fields.
 CSV_METADATA = ("interpreter", "platform", "sampler", "depth", "start_time", "duration", "peak", "driver")
 
@@ -95,6 +96,11 @@ def _record_from_dict(index, item):
             isinstance(value, _INTEGERS) or (value is None and name in _SIZE_FIELDS)
         ):
             raise ValueError("bad mempulse result: record %d: %s must be an integer" % (index, name))
+    if not 0 <= item["lineno"] <= _MAX_LINENO:
+        raise ValueError(
+            "bad mempulse result: record %d: lineno must be from 0 to %d, got %d"
+            % (index, _MAX_LINENO, item["lineno"])
+        )
     # The tracer gives native str (bytes on Python 2); json gives unicode.
     values = dict(item, filename=_text.from_json(item["filename"]), function=_text.from_json(item["function"]))
     return TraceRecord(**values)

@@ -13,7 +13,6 @@ after the report.
 """
 import os
 import signal
-import threading
 import time
 
 try:
@@ -40,12 +39,13 @@ class Interrupts(object):
 
     def install(self, run_frame):
         """Take over SIGINT if the program would get Python's default handler."""
-        if threading.current_thread().name != "MainThread":
-            return
         if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
             return  # SIG_IGN, or a handler of the program's caller: left alone
         self.run_frame = run_frame
-        self._previous = signal.signal(signal.SIGINT, self._handle)
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: signals are not ours to handle
+            self._previous = None
 
     def uninstall(self):
         """Give SIGINT back to Python's default handler."""

@@ -145,6 +145,9 @@ def test_csv_has_the_record_fields_then_metadata(tmpdir, tracer_class):
          '"lineno": "1", "function": "f", "uss": 1, "swap": 0, "peak_rss": 1, "hits": 1, '
          '"increment": 0}]}', "lineno must be an integer"),
         ('{"format": "mempulse-trace", "version": 1, "metadata": {}, "records": [{"filename": "a", '
+         '"lineno": 2147483648, "function": "f", "uss": 1, "swap": 0, "peak_rss": 1, "hits": 1, '
+         '"increment": 0}]}', "lineno must be from 0 to 2147483647, got 2147483648"),
+        ('{"format": "mempulse-trace", "version": 1, "metadata": {}, "records": [{"filename": "a", '
          '"lineno": 1, "function": "f", "uss": 1, "swap": 0, "peak_rss": 1, "hits": null, '
          '"increment": 0}]}', "hits must be an integer"),
         ('{"format": "mempulse-trace", "version": 1, "metadata": {}, "records": [{"filename": 5, '
