@@ -134,21 +134,23 @@ def _hook_os_exit(outcome, tracer, at_os_exit):
 
     def _exit(status):
         os._exit = real_exit
-        if outcome.in_child:
-            pass  # a forked child (multiprocessing's too) exits as it would
-        elif threading.current_thread() is not thread:
-            # The trace's state belongs to the thread running it; ending it
-            # from here could race with that thread.
-            sys.stderr.write("mempulse: os._exit() outside the program's main thread: no report\n")
-            sys.stderr.flush()
-        else:
-            try:
-                tracer.__exit__(None, None, None)
-            except BaseException as e:
-                outcome.error = e
-            if at_os_exit is not None:
-                at_os_exit(outcome)
-        real_exit(status)
+        try:
+            if outcome.in_child:
+                pass  # a forked child (multiprocessing's too) exits as it would
+            elif threading.current_thread() is not thread:
+                # The trace's state belongs to the thread running it; ending
+                # it from here could race with that thread.
+                sys.stderr.write("mempulse: os._exit() outside the program's main thread: no report\n")
+                sys.stderr.flush()
+            else:
+                try:
+                    tracer.__exit__(None, None, None)
+                except BaseException as e:
+                    outcome.error = e
+                if at_os_exit is not None:
+                    at_os_exit(outcome)
+        finally:  # whatever happened above, the program asked to exit now
+            real_exit(status)
 
     def restore():
         if os._exit is _exit:
@@ -295,8 +297,15 @@ def _exit_status(failure):
         exc_value = exc_value.with_traceback(tb)
     if own_tail and sys.excepthook is sys.__excepthook__:
         _print_without_own_tail(exc_type, exc_value, tb)
-    else:
+        return 1
+    try:
         sys.excepthook(exc_type, exc_value, tb)
+    except Exception:
+        # As the interpreter does when the program's hook fails.
+        sys.stderr.write("Error in sys.excepthook:\n")
+        sys.__excepthook__(*sys.exc_info())
+        sys.stderr.write("\nOriginal exception was:\n")
+        sys.__excepthook__(exc_type, exc_value, tb)
     return 1
 
 

@@ -87,10 +87,15 @@ def load_main_of(path):
     """The program of ``python appdir`` or ``python app.pyz``: its ``__main__`` module.
 
     As the interpreter does it: ``path`` becomes ``sys.path[0]`` (absolute
-    from Python 3.9 on, as typed before), ``__main__`` is looked up there
-    only, and ``sys.argv[0]`` is ``path`` as typed.
+    from Python 3.9 on and on PyPy, as typed before), ``__main__`` is looked
+    up there only, and ``sys.argv[0]`` is ``path`` as typed.
     """
-    path0 = os.path.join(os.getcwd(), path) if sys.version_info >= (3, 9) else path
+    if hasattr(sys, "pypy_version_info"):
+        path0 = os.path.abspath(path)  # PyPy normalizes it ("./appdir/" -> ".../appdir")
+    elif sys.version_info >= (3, 9):
+        path0 = os.path.join(os.getcwd(), path)  # CPython does not
+    else:
+        path0 = path
     try:
         code, attributes = (_main_code_py2 if _PY2 else _main_code_py3)(path0)
     except ImportError as e:
