@@ -251,6 +251,16 @@ def test_ctrl_c_ends_the_run_as_it_ends_python(tmpdir, sampler, depth):
         assert "loop.py:%d " % (LOOP.strip().split("\n").index("    data = work()  # L:loop") + 1) in err
 
 
+def test_ctrl_c_under_python_dash_m_mempulse(tmpdir):
+    # The interrupt goes through runpy, not the console script, here.
+    script = write(tmpdir, "loop.py", LOOP)
+    expected_status, _, _ = interrupted(tmpdir, [sys.executable, script])
+    for _ in range(3):
+        status, err, elapsed = interrupted(tmpdir, [sys.executable, "-m", "mempulse", script])
+        assert elapsed < 10 and status == expected_status, err
+        assert err.count("Traceback") == 1 and "Callsite" in err, err
+
+
 def test_a_programs_own_sigint_handler_is_left_alone(tmpdir):
     script = write(
         tmpdir,
