@@ -26,7 +26,9 @@ def format_trace_result(result):
     for index, (row, record) in enumerate(zip(rows, result)):
         try:
             _fill(row, record, keep)
-        except (OverflowError, TypeError, ValueError, IndexError) as e:
+        except (TypeError, IndexError) as e:  # not shaped like a TraceRecord
+            raise TypeError("cannot format record %d %r: %s" % (index, tuple(record), e))
+        except (OverflowError, ValueError) as e:  # a value the table cannot hold
             raise ValueError("cannot format record %d %r: %s" % (index, tuple(record), e))
     needed = ffi.new("size_t *")
     size = 4096
