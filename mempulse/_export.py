@@ -11,11 +11,17 @@ equal to the live one and :func:`format_trace_result` prints it the same::
 
 CSV is one row per record with the record's fields, then the metadata
 repeated in every row (so the rows of several runs can be concatenated).
+
+File names are bytes to the system and need not be UTF-8: JSON keeps each
+byte that is not as the escape ``\\udcNN`` (Python 3's surrogateescape), so
+:func:`load_json` gives the very name back on Python 2 and 3; CSV, for
+people and spreadsheets, writes it ``\\xNN`` (see :mod:`mempulse._text`).
 """
 import csv
 import json
 import sys
 
+from mempulse import _text
 from mempulse._result import TraceRecord, TraceResult
 
 FORMAT = "mempulse-trace"
@@ -25,6 +31,7 @@ _PY2 = sys.version_info[0] == 2
 _TEXT = (str, type(u""))
 _INTEGERS = (int, type(1 << 70))  # long on Python 2
 _SIZE_FIELDS = ("uss", "swap", "peak_rss", "increment")
+_MAX_LINENO = (1 << 31) - 1  # a C int, as in code objects and the C core
 #: The metadata columns of the CSV, in this order, after the record fields.
 CSV_METADATA = ("interpreter", "platform", "sampler", "depth", "start_time", "duration", "peak", "driver")
 
@@ -35,9 +42,22 @@ def result_to_dict(result):
     return {
         "format": FORMAT,
         "version": VERSION,
-        "metadata": dict(getattr(result, "metadata", None) or {}),
-        "records": [dict(zip(TraceRecord._fields, record)) for record in result],
+        "metadata": _json_value(dict(getattr(result, "metadata", None) or {})),
+        "records": [_json_value(dict(zip(TraceRecord._fields, record))) for record in result],
     }
+
+
+def _json_value(value):
+    """``value`` with its Python 2 byte strings as unicode json can write."""
+    if not _PY2:
+        return value  # str (surrogates included) is what json writes
+    if isinstance(value, bytes):
+        return _text.to_json(value)
+    if isinstance(value, dict):
+        return dict((_json_value(k), _json_value(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    return value
 
 
 def result_from_dict(data):
@@ -76,15 +96,14 @@ def _record_from_dict(index, item):
             isinstance(value, _INTEGERS) or (value is None and name in _SIZE_FIELDS)
         ):
             raise ValueError("bad mempulse result: record %d: %s must be an integer" % (index, name))
-    values = dict(item, filename=_native(item["filename"]), function=_native(item["function"]))
-    return TraceRecord(**values)
-
-
-def _native(text):
+    if not 0 <= item["lineno"] <= _MAX_LINENO:
+        raise ValueError(
+            "bad mempulse result: record %d: lineno must be from 0 to %d, got %d"
+            % (index, _MAX_LINENO, item["lineno"])
+        )
     # The tracer gives native str (bytes on Python 2); json gives unicode.
-    if _PY2 and isinstance(text, type(u"")):
-        return text.encode("utf-8")
-    return text
+    values = dict(item, filename=_text.from_json(item["filename"]), function=_text.from_json(item["function"]))
+    return TraceRecord(**values)
 
 
 def _check_result(result):
@@ -137,11 +156,12 @@ def dump_csv(result, fp):
 
     Columns: the :class:`TraceRecord` fields, then the run metadata
     (``interpreter``, ``platform``, ``sampler``, ``depth``, ``start_time``,
-    ``duration``, ``peak``) repeated in each row; ``None`` is an empty cell.
-    Open ``fp`` as the csv module asks (``newline=""`` on Python 3, ``"wb"``
-    on Python 2)::
+    ``duration``, ``peak``, ``driver``) repeated in each row; ``None`` is an
+    empty cell.  Text is UTF-8 ready: a file name's bytes that are not UTF-8
+    are written ``\\xNN``.  Open ``fp`` as the csv module asks
+    (``newline=""`` on Python 3, ``"wb"`` on Python 2)::
 
-        with open("trace.csv", "w", newline="") as fp:
+        with open("trace.csv", "w", newline="", encoding="utf-8") as fp:
             mempulse.dump_csv(result, fp)
     """
     _check_result(result)
@@ -158,6 +178,6 @@ def _cell(value):
         return ""
     if isinstance(value, float):
         return repr(value)  # all the digits, as json writes them
-    if _PY2 and isinstance(value, type(u"")):
-        return value.encode("utf-8")  # Python 2's csv writes bytes
+    if isinstance(value, _TEXT):
+        return _text.display(value)  # native str; Python 2's csv writes bytes
     return value

@@ -1,9 +1,12 @@
 """The report table, formatted by the C core (csrc/report.c)."""
 from mempulse._core import ffi, lib, strerror, to_c
+from mempulse._text import display
 
 
-def _utf8(text):
-    return text if isinstance(text, bytes) else text.encode("utf-8", "replace")
+def _utf8(name):
+    # A file name's bytes that are not UTF-8 show as \xNN (see _text).
+    text = display(name)
+    return text if isinstance(text, bytes) else text.encode("utf-8")
 
 
 def format_trace_result(result):
@@ -20,18 +23,13 @@ def format_trace_result(result):
     """
     rows = ffi.new("mp_row[]", max(len(result), 1))
     keep = []  # the row structs point into these buffers
-    for row, record in zip(rows, result):
-        filename = ffi.new("char[]", _utf8(record[0]))
-        function = ffi.new("char[]", _utf8(record[2]))
-        keep.append((filename, function))
-        row.filename = filename
-        row.lineno = record[1]
-        row.function = function
-        row.uss = to_c(record[3])
-        row.swap = to_c(record[4])
-        row.peak_rss = to_c(record[5])
-        row.hits = to_c(record[6])
-        row.increment = to_c(record[7])
+    for index, (row, record) in enumerate(zip(rows, result)):
+        try:
+            _fill(row, record, keep)
+        except (TypeError, IndexError) as e:  # not shaped like a TraceRecord
+            raise TypeError("cannot format record %d %r: %s" % (index, tuple(record), e))
+        except (OverflowError, ValueError) as e:  # a value the table cannot hold
+            raise ValueError("cannot format record %d %r: %s" % (index, tuple(record), e))
     needed = ffi.new("size_t *")
     size = 4096
     while True:
@@ -45,6 +43,21 @@ def format_trace_result(result):
         text = ffi.string(buf)
         text = text if isinstance(text, str) else text.decode("utf-8", "replace")
         return text + _PEAK_NOTES.get((getattr(result, "metadata", None) or {}).get("peak"), "")
+
+
+def _fill(row, record, keep):
+    """The C row of ``record``; cffi raises for a value that does not fit (lineno is int32)."""
+    filename = ffi.new("char[]", _utf8(record[0]))
+    function = ffi.new("char[]", _utf8(record[2]))
+    keep.append((filename, function))
+    row.filename = filename
+    row.lineno = record[1]
+    row.function = function
+    row.uss = to_c(record[3])
+    row.swap = to_c(record[4])
+    row.peak_rss = to_c(record[5])
+    row.hits = to_c(record[6])
+    row.increment = to_c(record[7])
 
 
 _PEAK_NOTES = {

@@ -20,13 +20,6 @@ RUNNERS = {
     "console": ([CONSOLE], "mempulse"),
 }
 
-try:
-    import matplotlib  # noqa: F401
-
-    HAVE_MATPLOTLIB = True
-except ImportError:
-    HAVE_MATPLOTLIB = False
-
 
 @pytest.fixture(params=sorted(RUNNERS))
 def runner(request):
@@ -385,8 +378,8 @@ def test_files_are_written_where_the_command_ran_even_if_the_script_chdirs(tmpdi
     assert tmpdir.join("r.json").check()
 
 
-@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="matplotlib is not installed")
 def test_plot_option(tmpdir, runner):
+    pytest.importorskip("matplotlib")
     write(tmpdir, "grow.py", GROW)
     status, out, err = run(tmpdir, ["--plot", "p.png", "grow.py"], runner)
     assert status == 0, err
@@ -431,13 +424,14 @@ BAD = [
     ([], "no script given"),
     (["-o", "no/such/dir/t.txt", "ran.py"], "no such directory"),
     (["--json", "no/such/dir/r.json", "ran.py"], "no such directory"),
-    (["--plot", "p.bmpx", "ran.py"], "p.bmpx"),
+    (["emptydir"], "can't find '__main__' module in"),
 ]
 
 
 @pytest.mark.parametrize("args, message", BAD, ids=[" ".join(a) or "nothing" for a, _ in BAD])
 def test_bad_input_is_one_line_and_status_2(tmpdir, runner, args, message):
     write(tmpdir, "ran.py", "open('ran', 'w').close()\n")
+    tmpdir.mkdir("emptydir")
     status, out, err = run(tmpdir, args, runner)
     assert status == 2
     lines = err.splitlines()
@@ -446,6 +440,16 @@ def test_bad_input_is_one_line_and_status_2(tmpdir, runner, args, message):
     assert message in lines[0]
     assert out == ""
     assert not tmpdir.join("ran").check()  # nothing ran
+
+
+def test_unknown_plot_extension_is_a_usage_error(tmpdir, runner):
+    pytest.importorskip("matplotlib")  # without it, the error is that it is missing
+    write(tmpdir, "ran.py", "open('ran', 'w').close()\n")
+    status, out, err = run(tmpdir, ["--plot", "p.bmpx", "ran.py"], runner)
+    assert status == 2
+    assert err.splitlines() == [RUNNERS[runner][1] + ": error: " + err.splitlines()[0].split(": error: ", 1)[1]]
+    assert "p.bmpx" in err and out == ""
+    assert not tmpdir.join("ran").check()
 
 
 def test_dash_m_on_a_package_without_main_is_a_usage_error(tmpdir, runner):
@@ -479,3 +483,133 @@ def test_help_explains_every_option_with_an_example(tmpdir, runner):
                     "--json run.json", "--csv run.csv", "--plot memory.png", "-o report.txt", "-m json.tool"):
         assert example in out, example
     assert "1024" in out and "1000" in out  # what K and KB mean
+
+
+def test_version(tmpdir, runner):
+    status, out, err = run(tmpdir, ["--version"], runner)
+    assert (status, out, err) == (0, "mempulse %s\n" % mempulse.__version__, "")
+
+
+APP_MAIN = SHOW.lstrip().replace("import json, os, sys", "import json, os, sys\nimport helper") + (
+    "print(json.dumps({'helper': helper.__file__, 'spec': getattr(globals().get('__spec__'), 'name', None),"
+    " 'package': __package__}))\n"
+    "kept = helper.grow(24)  # L:app-grow\n"
+)
+APP_HELPER = "import mmap\n\ndef grow(mib):\n    m = mmap.mmap(-1, mib << 20)\n    m.write(b'x' * (mib << 20))\n    return m\n"
+
+
+def make_app(tmpdir):
+    """appdir/ (a directory with __main__.py) and app.pyz (the same as a zip file)."""
+    import zipfile
+
+    write(tmpdir, "appdir/__main__.py", APP_MAIN)
+    write(tmpdir, "appdir/helper.py", APP_HELPER)
+    with zipfile.ZipFile(str(tmpdir.join("app.pyz")), "w") as z:
+        z.writestr("__main__.py", APP_MAIN)
+        z.writestr("helper.py", APP_HELPER)
+
+
+def run_python(cwd, args):
+    proc = subprocess.Popen([sys.executable] + list(args), cwd=str(cwd), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate()
+    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("target", ["appdir", "./appdir/", "app.pyz"])
+def test_directories_and_zipapps_run_as_python_runs_them(tmpdir, runner, target):
+    make_app(tmpdir)
+    expected = run_python(tmpdir, [target, "x", "--depth", "3"])
+    assert expected[0] == 0, expected
+    status, out, err = run(tmpdir, ["--json", "app.json", target, "x", "--depth", "3"], runner)
+    assert status == 0, err
+    # What the program sees is what it sees under python: argv, sys.path[0]
+    # (helper.py imports from there), __file__, __spec__, __package__.
+    assert out == expected[1]
+    result = load(str(tmpdir.join("app.json")))
+    main_file = json.loads(out.splitlines()[0])["file"]
+    # Level 1 is __main__.py's module level: helper.grow's lines are level 2.
+    assert set(r.filename for r in result) == set([main_file])
+    assert all(r.function == "<module>" for r in result)
+    grow = [r for r in result if r.lineno == line_in(str(tmpdir.join("appdir", "__main__.py")), "L:app-grow")]
+    assert len(grow) == 1 and grow[0].increment >= 20 * MiB
+    assert "__main__.py:1 " in err
+    assert result.metadata["command"] == [target, "x", "--depth", "3"]
+
+
+def test_a_directory_with_a_broken_main_is_the_programs_error(tmpdir):
+    write(tmpdir, "bad/__main__.py", "x = (\n")
+    expected = run_python(tmpdir, ["bad"])
+    status, out, err = run(tmpdir, ["bad"])
+    assert status == expected[0] == 1
+    assert "SyntaxError" in err and "Callsite" not in err
+
+
+# A script name that is not UTF-8 (latin-1 "cafe" with an e acute): Python 3 sees it as a
+# str with a lone surrogate, Python 2 as bytes.
+ODD_NAME = b"caf\xe9.py"
+
+
+def test_a_script_whose_name_is_not_utf8(tmpdir, runner):
+    path = os.path.join(str(tmpdir).encode("ascii"), ODD_NAME)
+    with open(path, "wb") as f:
+        f.write(b"import sys\nblob = b'x' * int('16777216')  # made at run time\nsys.exit(0)\n")
+    command = [c.encode("ascii") if not isinstance(c, bytes) else c for c in RUNNERS[runner][0]]
+    command += [b"--json", b"odd.json", b"--csv", b"odd.csv", ODD_NAME]
+    proc = subprocess.Popen(command, cwd=str(tmpdir), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    err = err.decode("utf-8")
+    assert "Traceback" not in err and "error" not in err
+    # The table and the CSV write the byte that is not UTF-8 as \xe9.
+    assert "caf\\xe9.py:2 " in err
+    import csv
+
+    with io_open(str(tmpdir.join("odd.csv"))) as f:
+        rows = list(csv.DictReader(f))
+    assert [os.path.basename(r["filename"]) for r in rows] == ["caf\\xe9.py"] * 3
+    # The JSON gives the very name back, as the interpreter names the file.
+    result = load(str(tmpdir.join("odd.json")))
+    names = set(os.path.basename(r.filename) for r in result)
+    assert names == set([ODD_NAME if sys.version_info[0] == 2 else ODD_NAME.decode("utf-8", "surrogateescape")])
+    assert [r for r in result if r.lineno == 2][0].increment >= 12 * MiB
+
+
+def io_open(path):
+    import io
+
+    return io.open(path, encoding="utf-8", newline="")
+
+
+# A private mount namespace (root only) with an empty /proc: the C sampler
+# cannot open its files and psutil finds no process.
+NO_PROC = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none /proc && exec "$@"', "sh"]
+
+
+def can_hide_proc():
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        with open(os.devnull, "w") as devnull:
+            return subprocess.call(NO_PROC + ["true"], stdout=devnull, stderr=devnull) == 0
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not can_hide_proc(), reason="needs root and unshare to hide /proc")
+@pytest.mark.parametrize("sampler", [[], ["--sampler", "psutil"], ["--sampler", "c"]], ids=["default", "psutil", "c"])
+def test_without_proc_the_run_does_not_start(tmpdir, sampler):
+    if sampler != ["--sampler", "c"]:
+        pytest.importorskip("psutil")
+    write(tmpdir, "ran.py", "open('ran', 'w').close()\n")
+    proc = subprocess.Popen(
+        NO_PROC + [sys.executable, "-m", "mempulse"] + sampler + ["ran.py"],
+        cwd=str(tmpdir), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    out, err = proc.communicate()
+    # Less what the interpreter itself says there (PyPy misses /proc/cpuinfo).
+    plain = subprocess.Popen(NO_PROC + [sys.executable, "-c", "pass"], stderr=subprocess.PIPE)
+    own = set(plain.communicate()[1].decode("utf-8", "replace").splitlines())
+    lines = [line for line in err.decode("utf-8", "replace").splitlines() if line not in own]
+    assert proc.returncode == 2, lines
+    assert len(lines) == 1 and lines[0].startswith("python -m mempulse: error: "), lines
+    assert not tmpdir.join("ran").check()  # nothing ran

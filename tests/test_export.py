@@ -145,6 +145,9 @@ def test_csv_has_the_record_fields_then_metadata(tmpdir, tracer_class):
          '"lineno": "1", "function": "f", "uss": 1, "swap": 0, "peak_rss": 1, "hits": 1, '
          '"increment": 0}]}', "lineno must be an integer"),
         ('{"format": "mempulse-trace", "version": 1, "metadata": {}, "records": [{"filename": "a", '
+         '"lineno": 2147483648, "function": "f", "uss": 1, "swap": 0, "peak_rss": 1, "hits": 1, '
+         '"increment": 0}]}', "lineno must be from 0 to 2147483647, got 2147483648"),
+        ('{"format": "mempulse-trace", "version": 1, "metadata": {}, "records": [{"filename": "a", '
          '"lineno": 1, "function": "f", "uss": 1, "swap": 0, "peak_rss": 1, "hits": null, '
          '"increment": 0}]}', "hits must be an integer"),
         ('{"format": "mempulse-trace", "version": 1, "metadata": {}, "records": [{"filename": 5, '
@@ -166,3 +169,67 @@ def test_dumping_something_else_is_a_type_error(bad):
     assert "TraceResult" in str(info.value) or "TraceRecord" in str(info.value)
     with pytest.raises(TypeError):
         mempulse.dump_csv(bad, io.StringIO())
+
+
+# A file name that is not UTF-8 ("caf" + latin-1 e acute): what Python 3
+# hands over for it (a lone surrogate, os.fsdecode's form) and Python 2 (bytes).
+ODD_BYTES = b"/srv/caf\xe9.py"
+ODD_NAME = ODD_BYTES if sys.version_info[0] == 2 else ODD_BYTES.decode("utf-8", "surrogateescape")
+
+
+def odd_result(tracer_class):
+    """A real trace of code whose file name is ODD_NAME."""
+    code = compile("blob = touched(16 << 20)\nblob.close()\n", ODD_NAME, "exec")
+    results = []
+    with tracer_class(results.append, 2):
+        exec(code, {"touched": touched})
+    return results[0]
+
+
+def test_a_file_name_that_is_not_utf8_goes_through_json_exactly(tracer_class):
+    result = odd_result(tracer_class)
+    odd = [r for r in result if r.filename == ODD_NAME]
+    assert [r.lineno for r in odd] == [1, 2] and odd[0].increment >= 12 * MiB
+    loaded, text = round_trip(result)
+    assert "\\udce9" in text  # the escape both Python 2 and 3 read back
+    assert loaded == result
+    assert [r.filename for r in loaded if r.lineno in (1, 2)] == [ODD_NAME, ODD_NAME]
+    json.dumps(result.to_dict())  # JSON types only, on Python 2 too
+
+
+def test_json_of_a_latin1_name_reads_the_same_on_python_2_and_3():
+    # What any mempulse wrote for ODD_BYTES, as json.dumps gives it.
+    text = ('{"format": "mempulse-trace", "version": 1, "metadata": {}, "records": [{"filename": '
+            '"/srv/caf\\udce9.py", "lineno": 1, "function": "f", "uss": 1, "swap": 0, "peak_rss": 1, '
+            '"hits": 1, "increment": 0}]}')
+    stream = io.StringIO(text if sys.version_info[0] > 2 else text.decode("ascii"))
+    assert mempulse.load_json(stream)[0].filename == ODD_NAME
+
+
+def test_csv_and_the_table_write_a_bad_byte_as_an_escape(tmpdir, tracer_class):
+    result = odd_result(tracer_class)
+    path = str(tmpdir.join("odd.csv"))
+    if sys.version_info[0] > 2:
+        f = io.open(path, "w", newline="", encoding="utf-8")
+    else:
+        f = open(path, "wb")
+    with f:
+        mempulse.dump_csv(result, f)
+    with io.open(path, encoding="utf-8") as f:  # valid UTF-8
+        text = f.read()
+    assert text.count(u"/srv/caf\\xe9.py,") == 2
+    table = mempulse.format_trace_result(result)
+    assert table.count("/srv/caf\\xe9.py:") == 2
+
+
+def test_names_with_utf8_and_surrogate_pairs_are_kept():
+    names = [u"/srv/caf\u00e9.py", u"/srv/\U0001f600.py"]
+    if sys.version_info[0] == 2:
+        names = [n.encode("utf-8") for n in names]
+    result = mempulse.TraceResult([mempulse.TraceRecord(n, 1, "f", 1, 0, 1, 1, 0) for n in names])
+    loaded, _ = round_trip(result)
+    assert [r.filename for r in loaded] == names
+    table = mempulse.format_trace_result(result)
+    if sys.version_info[0] == 2:
+        table = table.decode("utf-8")
+    assert u"caf\u00e9.py:1" in table and u"\U0001f600.py:1" in table

@@ -100,3 +100,15 @@ def test_a_live_table_says_what_its_peaks_are(tracer_class):
     # Records without metadata: just the table.
     assert not mempulse.format_trace_result(list(results[0])).splitlines()[-1].startswith("Peak RSS:")
     assert x == 1
+
+
+@pytest.mark.parametrize("record, error", [
+    (TraceRecord("a.py", 1 << 31, "f", 1, 0, 1, 1, 0), ValueError),  # lineno is a C int
+    (TraceRecord("a.py", 1, "f", 1 << 64, 0, 1, 1, 0), ValueError),
+    (TraceRecord("a.py", "one", "f", 1, 0, 1, 1, 0), TypeError),
+    (("a.py", 1), TypeError),
+])
+def test_a_record_that_does_not_fit_is_an_error_naming_it(record, error):
+    with pytest.raises(error) as info:
+        mempulse.format_trace_result([TraceRecord("ok.py", 1, "g", 1, 0, 1, 1, 0), record])
+    assert "cannot format record 1 " in str(info.value)
