@@ -81,14 +81,19 @@ class CoreMissing(ImportError):
     """The compiled core is not where the package is (a source checkout)."""
 
 
-MISSING_HINT = (
-    "mempulse: its compiled C core is missing from %s (this is a source "
-    "checkout, or a broken install). From a checkout, either run "
-    "`pip install -e .` (an editable install builds the core into the "
-    "checkout, so `import mempulse` works there), or run `pip install .` "
-    "and use mempulse from outside the checkout (Python run from the "
-    "checkout imports its mempulse/ directory instead of the installed one)."
-)
+def missing_hint(package_dir=HERE):
+    """What to do when ``package_dir`` has no compiled core."""
+    checkout = os.path.dirname(package_dir)
+    if os.path.exists(os.path.join(checkout, "pyproject.toml")) and os.path.isdir(
+            os.path.join(checkout, "csrc")):
+        return (
+            "mempulse: %s is a source checkout whose C core is not compiled. "
+            "Run `pip install -e .` there (an editable install compiles the core "
+            "into the checkout), or `pip install .` and run Python outside the "
+            "checkout (inside it, its mempulse/ shadows the installed package)." % checkout)
+    return ("mempulse: its compiled C core (_ffi.py, %s) is missing from %s: "
+            "reinstall mempulse." % (library_name(), package_dir))
+
 
 Core = collections.namedtuple("Core", "ffi lib mode")
 
@@ -116,7 +121,7 @@ def _load_api():
 
 def _load_abi():
     if not os.path.exists(os.path.join(HERE, "_ffi.py")) or not os.path.exists(LIBRARY):
-        _raise_clean(CoreMissing(MISSING_HINT % HERE))
+        _raise_clean(CoreMissing(missing_hint()))
     # An ImportError from here on (cffi not installed, say) is shown as is.
     from mempulse._ffi import ffi
 

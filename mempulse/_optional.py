@@ -7,18 +7,24 @@ missing compiled submodule names that submodule, an import interrupted on
 2.7 leaves a half-initialised package behind.
 """
 import importlib
-import sys
+
+try:
+    _NOT_FOUND = ModuleNotFoundError
+except NameError:  # before Python 3.6
+    _NOT_FOUND = None
 
 
 def not_installed(error, name):
     """True when ``error`` (an ImportError) says that top-level package ``name`` is absent."""
     top = name.split(".")[0]
-    if sys.version_info >= (3, 3):
-        # ModuleNotFoundError (3.6+) and ImportError alike carry .name: the
-        # module that was not found, which is a submodule when the package
-        # itself is installed but broken.
-        return getattr(error, "name", None) in (top, name)
-    return str(error) in ("No module named " + top, "No module named " + name)
+    if _NOT_FOUND is not None:
+        # 3.6+: only "not found" counts, and only for the package itself: a
+        # broken package fails with ImportError, or with ModuleNotFoundError
+        # naming its own submodule ("cannot import name" names the package
+        # but is a plain ImportError).
+        return isinstance(error, _NOT_FOUND) and getattr(error, "name", None) in (top, name)
+    return str(error) in ("No module named " + top, "No module named " + name,
+                          "No module named '%s'" % top, "No module named '%s'" % name)
 
 
 def import_optional(name, hint):
