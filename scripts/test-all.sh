@@ -38,10 +38,17 @@ log() { echo "test-all: $*"; }
 
 PYENV_ROOT_DIR=$( (command -v pyenv > /dev/null && pyenv root) 2> /dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")
 
-# The dependency floor, read from pyproject.toml ("cffi>=X", "psutil>=Y").
-floor_of() { grep -oE "\"$1>=[0-9][0-9.]*" pyproject.toml | head -1 | sed "s/.*>=//"; }
-CFFI_FLOOR=$(floor_of cffi)
-PSUTIL_FLOOR=$(floor_of psutil)
+# The dependency floors, read from pyproject.toml: cffi from the
+# "dependencies = [...]" line, psutil from its extra's "psutil = [...]" line.
+floor_of() {  # floor_of LINE-START PACKAGE
+    grep -E "^$1 = " pyproject.toml | grep -oE "\"$2>=[0-9][0-9.]*" | head -1 | sed "s/.*>=//"
+}
+CFFI_FLOOR=$(floor_of dependencies cffi)
+PSUTIL_FLOOR=$(floor_of psutil psutil)
+if [ -z "$CFFI_FLOOR" ] || [ -z "$PSUTIL_FLOOR" ]; then
+    log "FAILED: cannot read the cffi / psutil floors from pyproject.toml"
+    exit 1
+fi
 
 # find_python NAME: print the interpreter's path, or nothing.
 find_python() {
