@@ -193,6 +193,14 @@ run_one() {    # run_one NAME ; sets RESULT[NAME]
     fi
     dir=$VENVS/$name
     setup_log=$LOGS/$name-setup.log
+    # The floor run keeps its pins through every later install (IPython 9
+    # requires psutil, and would otherwise upgrade it).
+    unset PIP_CONSTRAINT
+    case $name in
+        *-floor)
+            printf 'cffi==%s\npsutil==%s\n' "$CFFI_FLOOR" "$PSUTIL_FLOOR" > "$LOGS/$name-constraints.txt"
+            export PIP_CONSTRAINT=$ROOT/$LOGS/$name-constraints.txt ;;
+    esac
     test_log=$LOGS/$name-pytest.log
     start=$SECONDS
     log "== $name ($py) =="
