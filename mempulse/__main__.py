@@ -18,7 +18,8 @@ def _core_or_exit(prog):
 
 
 if __name__ == "__main__":
-    _core_or_exit("python -m mempulse")
+    if sys.argv[1:2] not in (["-h"], ["--help"], ["--version"]):
+        _core_or_exit("python -m mempulse")
     from mempulse._cli import main
 
     sys.exit(main(prog="python -m mempulse"))
