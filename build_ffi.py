@@ -7,13 +7,13 @@ the separately compiled shared library with ``ffi.dlopen()``.
 
 Why ABI mode: nothing here is compiled against Python headers, so ONE
 compiled artifact (libmempulse.so) and one generated _ffi.py serve CPython
-2.7, every CPython 3 and PyPy alike; the package ships as a single
-``py2.py3-none-<platform>`` wheel (see hatch_build.py).
+2.7, every CPython 3 (free-threaded builds included) and PyPy alike.
 
-Where the building interpreter is CPython 3, the build also compiles an
-API-mode module, ``mempulse/_api.abi3.so`` (see emit_api_source), which
-mempulse prefers on CPython 3 for its cheaper calls; ABI mode stays the
-fallback that works everywhere.
+Where the building interpreter is CPython 3 with the GIL, the build also
+compiles an API-mode module, ``mempulse/_api.abi3.so`` (see
+emit_api_source), which mempulse prefers there for its cheaper calls; ABI
+mode stays the fallback that works everywhere (hatch_build.py tags the
+wheels accordingly).
 
 Usage: python build_ffi.py OUTDIR   (writes OUTDIR/_ffi.py)
 """

@@ -24,7 +24,9 @@ from mempulse._report import format_trace_result
 from mempulse._result import TraceRecord, TraceResult
 from mempulse._tracer import MemoryUsageTracer, cMemoryUsageTracer
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"
+#: The installed version (the same as ``__version__``); ``mempulse --version`` prints it.
+version = __version__
 
 
 def load_ipython_extension(ipython):

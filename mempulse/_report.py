@@ -1,5 +1,6 @@
 """The report table, formatted by the C core (csrc/report.c)."""
-from mempulse._core import ffi, lib, strerror, to_c
+from mempulse import _core
+from mempulse._core import to_c
 from mempulse._text import display
 
 
@@ -21,11 +22,12 @@ def format_trace_result(result):
         with mempulse.cMemoryUsageTracer(lambda r: print(mempulse.format_trace_result(r))):
             blob = b"x" * (64 << 20)
     """
+    ffi, lib = _core.load()[:2]  # the core formats; loaded now, not at import
     rows = ffi.new("mp_row[]", max(len(result), 1))
     keep = []  # the row structs point into these buffers
     for index, (row, record) in enumerate(zip(rows, result)):
         try:
-            _fill(row, record, keep)
+            _fill(ffi, row, record, keep)
         except (TypeError, IndexError) as e:  # not shaped like a TraceRecord
             raise TypeError("cannot format record %d %r: %s" % (index, tuple(record), e))
         except (OverflowError, ValueError) as e:  # a value the table cannot hold
@@ -39,13 +41,13 @@ def format_trace_result(result):
             size = needed[0]
             continue
         if status != 0:
-            raise RuntimeError("mempulse: cannot format the report: %s" % strerror(status))
+            raise RuntimeError("mempulse: cannot format the report: %s" % _core.strerror(status))
         text = ffi.string(buf)
         text = text if isinstance(text, str) else text.decode("utf-8", "replace")
         return text + _PEAK_NOTES.get((getattr(result, "metadata", None) or {}).get("peak"), "")
 
 
-def _fill(row, record, keep):
+def _fill(ffi, row, record, keep):
     """The C row of ``record``; cffi raises for a value that does not fit (lineno is int32)."""
     filename = ffi.new("char[]", _utf8(record[0]))
     function = ffi.new("char[]", _utf8(record[2]))

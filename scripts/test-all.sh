@@ -2,15 +2,20 @@
 # The project's test command: bash scripts/test-all.sh
 #
 #  1. scripts/test-c.sh: the C core's tests under ASan/UBSan (+ leak check);
-#  2. builds the wheel ONCE with CPython 3.11 (build/dist/);
-#  3. for each interpreter: a fresh venv in build/venvs/NAME with that one
-#     wheel, pytest, psutil and matplotlib installed, then runs the suite with the venv's
-#     pytest executable from the repo root, so the INSTALLED wheel is tested
-#     (not the source mempulse/ directory);
+#  2. runs the release command, scripts/build-wheels.sh, into build/dist/
+#     (sdist, manylinux_2_17 wheels); those wheels are what gets tested;
+#  3. for each interpreter: a fresh venv in build/venvs/NAME with pytest,
+#     psutil and matplotlib, and mempulse installed from build/dist/ only,
+#     so pip picks the release wheel a user of that interpreter would get
+#     (cp36-abi3 on CPython 3, py2.py3-none on 2.7 and PyPy); then runs the
+#     suite with the venv's pytest executable from the repo root, so the
+#     INSTALLED wheel is tested (not the source mempulse/ directory);
 #  4. prints one summary line per interpreter; exits nonzero if any failed.
 #
-# Interpreters: pyenv's CPython 2.7 3.6 ... 3.13 and /usr/bin/pypy3.  A
-# missing interpreter is a failure.  Developers may run a subset with e.g.
+# Interpreters: pyenv's CPython 2.7 3.6 ... 3.13 and /usr/bin/pypy3, and
+# "3.11-floor": CPython 3.11 with the lowest cffi and psutil that
+# pyproject.toml accepts.  A missing interpreter is a failure.  Developers
+# may run a subset with e.g.
 #   MEMPULSE_INTERPRETERS="3.11 pypy3" bash scripts/test-all.sh
 # Extra pytest arguments: MEMPULSE_PYTEST_ARGS="-x -k sampler".
 set -euo pipefail
@@ -18,22 +23,36 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-ALL_INTERPRETERS="2.7 3.6 3.7 3.8 3.9 3.10 3.11 3.12 3.13 pypy3"
+ALL_INTERPRETERS="2.7 3.6 3.7 3.8 3.9 3.10 3.11 3.12 3.13 pypy3 3.11-floor"
 INTERPRETERS=${MEMPULSE_INTERPRETERS:-$ALL_INTERPRETERS}
 BUILD_PY_VERSION=3.11
 VENVS=build/venvs
 LOGS=build/logs
 DIST=build/dist
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PYTHONDONTWRITEBYTECODE=1
+# Our own build: the C core's warnings are errors (users' builds never see this).
+export MEMPULSE_WERROR=1
 unset PYTHONPATH PYTHONHOME VIRTUAL_ENV || true
 
 log() { echo "test-all: $*"; }
 
 PYENV_ROOT_DIR=$( (command -v pyenv > /dev/null && pyenv root) 2> /dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")
 
+# The dependency floors, read from pyproject.toml: cffi from the
+# "dependencies = [...]" line, psutil from its extra's "psutil = [...]" line.
+floor_of() {  # floor_of LINE-START PACKAGE
+    grep -E "^$1 = " pyproject.toml | grep -oE "\"$2>=[0-9][0-9.]*" | head -1 | sed "s/.*>=//"
+}
+CFFI_FLOOR=$(floor_of dependencies cffi)
+PSUTIL_FLOOR=$(floor_of psutil psutil)
+if [ -z "$CFFI_FLOOR" ] || [ -z "$PSUTIL_FLOOR" ]; then
+    log "FAILED: cannot read the cffi / psutil floors from pyproject.toml"
+    exit 1
+fi
+
 # find_python NAME: print the interpreter's path, or nothing.
 find_python() {
-    local name=$1 p
+    local name=${1%-floor} p
     if [ "$name" = pypy3 ]; then
         for p in /usr/bin/pypy3 "$(command -v pypy3 2> /dev/null || true)"; do
             [ -n "$p" ] && [ -x "$p" ] && { echo "$p"; return; }
@@ -65,8 +84,15 @@ pytest_spec() {
         *) echo "pytest" ;;
     esac
 }
+cffi_spec() {
+    case $1 in
+        *-floor) echo "cffi==$CFFI_FLOOR" ;;
+        *) echo "cffi" ;;
+    esac
+}
 psutil_spec() {
     case $1 in
+        *-floor) echo "psutil==$PSUTIL_FLOOR" ;;
         2.7) echo "psutil<7" ;;
         # psutil 7.1+ builds on PyPy 7.3.11 but fails to import
         # (undefined symbol PyErr_FormatV); 7.0.0 builds and works.
@@ -124,27 +150,26 @@ mkdir -p "$VENVS" "$LOGS" "$DIST"
 log "== C core tests =="
 bash scripts/test-c.sh 2>&1 | tee "$LOGS/c.log"
 
-# ---- 2. the wheel ------------------------------------------------------------------
-log "== building the wheel with CPython $BUILD_PY_VERSION =="
+# ---- 2. the release build -----------------------------------------------------------
 BUILD_PY=$(find_python "$BUILD_PY_VERSION")
 if [ -z "$BUILD_PY" ]; then
-    log "FAILED: CPython $BUILD_PY_VERSION (needed to build the wheel) not found under $PYENV_ROOT_DIR/versions"
+    log "FAILED: CPython $BUILD_PY_VERSION (needed to build the wheels) not found under $PYENV_ROOT_DIR/versions"
     exit 1
 fi
+log "== the release build: scripts/build-wheels.sh --out $DIST (CPython $BUILD_PY_VERSION) =="
+if ! MEMPULSE_BUILD_PYTHON=$BUILD_PY bash scripts/build-wheels.sh --out "$DIST" > "$LOGS/release.log" 2>&1; then
+    tail -40 "$LOGS/release.log"
+    log "FAILED: the release build (log: $LOGS/release.log)"
+    exit 1
+fi
+grep -E "^build-wheels: (ok|sdist)" "$LOGS/release.log" | sed 's/^/test-all: /'
+WHEELS=$(cd "$DIST" && ls mempulse-*.whl | tr '\n' ' ')
+# virtualenv<20.22 is the last that can create Python 2.7 environments.
 BUILD_VENV=$VENVS/_build
 rm -rf "$BUILD_VENV"
 "$BUILD_PY" -m venv "$BUILD_VENV"
-# virtualenv<20.22 is the last that can create Python 2.7 environments.
 "$BUILD_VENV/bin/pip" install -q --upgrade pip "virtualenv<20.22" > "$LOGS/_build.log" 2>&1 || {
-    cat "$LOGS/_build.log"; log "FAILED: setting up the build venv"; exit 1; }
-rm -f "$DIST"/mempulse-*.whl
-if ! "$BUILD_VENV/bin/pip" wheel . --no-deps -w "$DIST" > "$LOGS/wheel.log" 2>&1; then
-    grep -v "is ignored: it is neither a file nor a directory" "$LOGS/wheel.log" || true
-    log "FAILED: building the wheel"
-    exit 1
-fi
-WHEEL=$(ls "$DIST"/mempulse-*.whl)
-log "built $WHEEL"
+    cat "$LOGS/_build.log"; log "FAILED: setting up the venv tool"; exit 1; }
 
 # ---- 3. one venv per interpreter ----------------------------------------------------
 declare -A RESULT
@@ -168,13 +193,23 @@ run_one() {    # run_one NAME ; sets RESULT[NAME]
     fi
     dir=$VENVS/$name
     setup_log=$LOGS/$name-setup.log
+    # The floor run keeps its pins through every later install (IPython 9
+    # requires psutil, and would otherwise upgrade it).
+    unset PIP_CONSTRAINT
+    case $name in
+        *-floor)
+            printf 'cffi==%s\npsutil==%s\n' "$CFFI_FLOOR" "$PSUTIL_FLOOR" > "$LOGS/$name-constraints.txt"
+            export PIP_CONSTRAINT=$ROOT/$LOGS/$name-constraints.txt ;;
+    esac
     test_log=$LOGS/$name-pytest.log
     start=$SECONDS
     log "== $name ($py) =="
     if ! {
         make_venv "$name" "$py" "$dir" &&
         "$dir/bin/python" -m pip install --upgrade "$(pip_spec "$name")" &&
-        "$dir/bin/python" -m pip install "$WHEEL" "$(pytest_spec "$name")"
+        "$dir/bin/python" -m pip install "$(cffi_spec "$name")" "$(pytest_spec "$name")" &&
+        # Only the release files: pip picks the wheel this interpreter gets.
+        "$dir/bin/python" -m pip install --no-index --find-links "$DIST" mempulse
     } > "$setup_log" 2>&1; then
         grep -v "is ignored: it is neither a file nor a directory" "$setup_log" | tail -40
         RESULT[$name]="FAIL  venv setup failed (log: $setup_log)"
@@ -203,6 +238,9 @@ run_one() {    # run_one NAME ; sets RESULT[NAME]
             log "WARNING: $spec could not be installed for $name; the tests needing it skip"
         fi
     done
+    local wheel
+    wheel=$(grep -oE "mempulse-[^ /]*\.whl" "$setup_log" | tail -1)
+    log "$name: installed $wheel"
     log "$name: venv ready in $((SECONDS - start))s: $("$dir/bin/python" -m pip list --format=freeze 2> /dev/null \
         | grep -iE '^(pip|pytest|psutil|cffi|pytest-xdist|ipython|coverage|matplotlib)==' | tr '\n' ' ')"
     # (run_one is called as "run_one ... || FAILED=1", so errexit is off in here
@@ -226,7 +264,7 @@ if [ -f tests/__init__.py ]; then
     exit 1
 fi
 
-for f in mempulse/_ffi.py mempulse/libmempulse.so; do
+for f in mempulse/_ffi.py mempulse/libmempulse.so mempulse/_api.abi3.so; do
     if [ -e "$f" ]; then
         log "WARNING: $f exists in the source tree (from an editable install or a manual"
         log "  build_ffi.py run): a subprocess started with the repo root as its working"
@@ -240,9 +278,9 @@ done
 
 # ---- 4. summary ---------------------------------------------------------------------------
 echo
-log "== summary (wheel: ${WHEEL##*/}) =="
+log "== summary (wheels: $WHEELS) =="
 for name in $INTERPRETERS; do
-    printf 'test-all: %-6s %s\n' "$name" "${RESULT[$name]}"
+    printf 'test-all: %-10s %s\n' "$name" "${RESULT[$name]}"
 done
 if [ -z "${MEMPULSE_INTERPRETERS:-}" ]; then :; else
     log "note: MEMPULSE_INTERPRETERS is set: ran only: $INTERPRETERS"
