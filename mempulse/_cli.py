@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 
-from mempulse import _tracer
+from mempulse import _own_call, _tracer
 from mempulse._export import dump_csv, dump_json
 from mempulse._interrupts import Interrupts
 from mempulse._options import UsageError, parse_command_line
@@ -23,10 +23,8 @@ from mempulse._result import TraceResult
 
 def choose_tracer(sampler):
     """The tracer class for --sampler (None: the C sampler where it works)."""
-    from mempulse._profile import _default_tracer_class
-
     if sampler is None:
-        return _default_tracer_class()
+        return _own_call.default_tracer_class()
     return _tracer.cMemoryUsageTracer if sampler == "c" else _tracer.MemoryUsageTracer
 
 
@@ -93,8 +91,10 @@ def trace_program(program, tracer_class, depth, at_os_exit=None):
     ``at_os_exit(outcome)`` before exiting (the report would be lost).
     """
     outcome = Outcome(program.argv)
-    tracer = tracer_class(outcome.results.append, depth)
-    tracer._record_caller = False
+    # The program's own tracers step aside this one while they run.
+    tracer = _own_call.tracer_for_call(outcome.results.append, depth, tracer_class, steps_aside=True)
+    if tracer is None:  # run from inside a trace (a test of the CLI, say): refused on entry
+        tracer = tracer_class(outcome.results.append, depth)
     sys.argv[:] = program.argv
     set_path0(program.path0)
     _replaced_mains.append(sys.modules.get("__main__"))

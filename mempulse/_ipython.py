@@ -78,7 +78,7 @@ def _run(shell, line, cell):
             raise
         mode = "exec"
         compiled = _compile(shell, source, name, mode)
-    tracer = tracer_for_call(_write_table, depth)
+    tracer = tracer_for_call(_write_table, depth, steps_aside=True)
     if tracer is None:
         raise UsageError("%mempulse: a mempulse tracer is already active on this thread")
     # Looked up before tracing: they are properties, i.e. IPython's code.

@@ -158,7 +158,7 @@ class _Plan(object):
         from mempulse._own_call import tracer_for_call
 
         results = []
-        tracer = tracer_for_call(results.append, self.depth)
+        tracer = tracer_for_call(results.append, self.depth, steps_aside=True)
         if tracer is None:
             # Someone traces the whole run: let that trace see this test.
             if self.limit is not None:

@@ -149,7 +149,6 @@ def test_checkout_without_core_fails_at_import_or_first_trace_with_the_hint(unco
 
 @pytest.mark.skipif(sys.version_info < (3, 7), reason="before 3.7 mempulse._core loads the core "
                     "when imported (no module __getattr__ for the old names)")
-@pytest.mark.xfail(strict=True, reason="issue 8: the engine still loads the core when imported")
 def test_import_mempulse_loads_no_compiled_code():
     rc, out, err = run("import sys, mempulse\n"
                        "print(sorted(m for m in sys.modules if m in ('mempulse._ffi', 'mempulse._api', '_cffi_backend')))",

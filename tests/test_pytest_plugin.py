@@ -499,7 +499,6 @@ def test_calls_a_profiled_function():
 """
 
 
-@pytest.mark.xfail(reason="needs the engine's nesting", strict=False)
 def test_option_with_tests_that_trace_themselves(tester):
     tester.makepyfile(test_nested=NESTED)
     result = run(tester, "--mempulse")
