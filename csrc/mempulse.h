@@ -110,6 +110,8 @@ void mp_meter_free(mp_meter *m);
 int mp_meter_peak_per_line(const mp_meter *m);  /* 1 per-line peaks, 0 lifetime peaks */
 int64_t mp_meter_lifetime_peak(mp_meter *m);     /* bytes or MP_NONE; takes a quick
                                                     reading, resets nothing */
+int64_t mp_meter_known_peak(const mp_meter *m);  /* the same as far as the readings
+                                                    so far tell; takes none */
 /* One reading outside any trace: rss, uss (fresh if full, else from the
  * anchor), swap, and peak_rss = the lifetime peak. */
 int mp_meter_read(mp_meter *m, int full, mp_usage *out);

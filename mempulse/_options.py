@@ -96,7 +96,7 @@ def build_parser(prog):
         choices=("c", "psutil"),
         help="where memory readings come from: c reads Linux /proc from C "
         "(the default where it works), psutil is portable (pip install "
-        "mempulse[psutil]); e.g. --sampler psutil",
+        "psutil); e.g. --sampler psutil",
     )
     parser.add_argument(
         "--sort",
@@ -136,7 +136,7 @@ def build_parser(prog):
         "--plot",
         metavar="FILE",
         help="also draw increments and peaks per line to an image (needs "
-        "pip install mempulse[plot]); e.g. --plot memory.png",
+        "pip install matplotlib); e.g. --plot memory.png",
     )
     return parser
 

@@ -15,11 +15,12 @@ _PEAK, _PEAK_WORST = "#c7c7c7", "#d35400"
 
 
 def _import_matplotlib():
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ImportError("mempulse.plot needs matplotlib: pip install mempulse[plot]")
+    from mempulse._optional import import_optional
+
+    # Only "not installed" gets the hint; a broken matplotlib is shown as it is.
+    hint = "mempulse.plot needs matplotlib, which is not installed: pip install matplotlib"
+    Figure = import_optional("matplotlib.figure", hint).Figure
+    FigureCanvasAgg = import_optional("matplotlib.backends.backend_agg", hint).FigureCanvasAgg
     return Figure, FigureCanvasAgg
 
 
@@ -142,7 +143,7 @@ def plot(result, path, max_lines=40, title=None):
     At most ``max_lines`` rows are drawn, those with the largest
     ``|increment|`` and the worst peaks; the title says how many of how
     many.  Needs
-    ``pip install mempulse[plot]`` (matplotlib; the Agg renderer is used,
+    ``pip install matplotlib`` (the Agg renderer is used,
     pyplot's global state is not touched)::
 
         with mempulse.cMemoryUsageTracer(results.append):

@@ -41,6 +41,8 @@ class ProcSampler(object):
 
     def __init__(self, proc_dir="/proc/self"):
         self._dir = proc_dir
+        if self.key() in _meters:
+            return  # this process's meter has the files open: they work
         for name, read in (("statm", True), ("smaps_rollup", False)):
             try:
                 _check_readable(os.path.join(proc_dir, name), read)
@@ -50,7 +52,7 @@ class ProcSampler(object):
                     code,
                     "mempulse: cannot read %s/%s (%s); cMemoryUsageTracer needs Linux 4.14+ "
                     "with /proc mounted; use mempulse.MemoryUsageTracer (pip install "
-                    "mempulse[psutil]) instead" % (proc_dir, name, os.strerror(code)),
+                    "psutil) instead" % (proc_dir, name, os.strerror(code)),
                 )
 
     def key(self):
@@ -63,14 +65,10 @@ class ProcSampler(object):
 
 
 def _import_psutil():
-    try:
-        import psutil
-    except ImportError as e:
-        missing = getattr(e, "name", None) == "psutil" and type(e).__name__ == "ModuleNotFoundError"
-        if not missing and not str(e).startswith("No module named psutil"):  # 2.7's message
-            raise  # installed but broken (PyPy's "undefined symbol", say): shown as it is
-        raise ImportError("mempulse.MemoryUsageTracer needs psutil: pip install mempulse[psutil]")
-    return psutil
+    from mempulse._optional import import_optional
+
+    # Only "not installed" gets the hint; a broken psutil is shown as it is.
+    return import_optional("psutil", "mempulse.MemoryUsageTracer needs psutil, which is not installed: pip install psutil")
 
 
 class PsutilSampler(object):
@@ -124,6 +122,12 @@ class Meter(object):
         from mempulse._core import from_c, lib
 
         return from_c(lib.mp_meter_lifetime_peak(self.c))
+
+    def known_peak(self):
+        """The lifetime peak as far as the readings so far tell (no reading); None if unknown."""
+        from mempulse._core import from_c, lib
+
+        return from_c(lib.mp_meter_known_peak(self.c))
 
     def peak_per_line(self):
         """True when peaks are per line (the kernel's mark can be reset), else lifetime."""

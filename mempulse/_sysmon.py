@@ -366,8 +366,32 @@ def _callbacks(monitor):
     }
 
 
+_self_loops_cache = None
+
+
 def _self_loops(code):
-    """{destination offset: line} of the backward jumps in code that stay on one line."""
+    """{destination offset: line} of the backward jumps in code that stay on one line.
+
+    Cached per code object (weakly: equal code objects have equal jumps).
+    """
+    global _self_loops_cache
+    if _self_loops_cache is None:
+        import weakref
+
+        _self_loops_cache = weakref.WeakKeyDictionary()
+    try:
+        return _self_loops_cache[code]
+    except KeyError:
+        pass
+    loops = _find_self_loops(code)
+    try:
+        _self_loops_cache[code] = loops
+    except TypeError:  # not weakly referenceable
+        pass
+    return loops
+
+
+def _find_self_loops(code):
     import dis
 
     lines = {}

@@ -115,11 +115,12 @@ class _Tracer(object):
         session.driver_object = _NO_DRIVER
         session.entered_at = frame.f_lasti
         session.start_time = time.time()
-        session.lifetime_peak = meter.lifetime_peak()
         trace = None
         driver = None
         try:
             trace = _engine.ThreadTrace(session, frame, self._record_caller)
+            # Its first reading took the kernel's mark before resetting it.
+            session.lifetime_peak = meter.known_peak()
             session.main = trace
             trace.outer = outer
             wanted = outer.session.driver if outer is not None else _driver_wanted()

@@ -276,10 +276,36 @@ for name in $INTERPRETERS; do
     run_one "$name" || FAILED=1
 done
 
+# ---- the other binding: the tracer tests again through cffi's ABI mode -------------
+# CPython 3 uses the API-mode module by default; ABI mode (what 2.7, PyPy and
+# free-threaded builds get) is forced here on the newest interpreter, whose
+# tracer tests also run under both drivers.
+abi_run() {   # abi_run NAME: reuse NAME's venv
+    local name=$1 dir=$VENVS/$1 test_log=$LOGS/$1-abi-pytest.log rc summary
+    [ -x "$dir/bin/pytest" ] || { RESULT[$name-abi]="FAIL  no venv for $name"; return 1; }
+    log "== $name with MEMPULSE_CFFI=abi (tracer tests) =="
+    # shellcheck disable=SC2086
+    MEMPULSE_CFFI=abi "$dir/bin/pytest" tests/test_engine.py tests/test_tracer.py tests/test_threads.py \
+        tests/test_attribution.py tests/test_small_allocations.py tests/test_binding.py \
+        -q -p no:cacheprovider ${MEMPULSE_PYTEST_ARGS:-} 2>&1 | tee "$test_log"
+    rc=${PIPESTATUS[0]}
+    summary=$(grep -E "(passed|failed|error|skipped|no tests ran)" "$test_log" | tail -1 | sed 's/=//g; s/^ *//; s/ *$//')
+    if [ "$rc" = 0 ]; then RESULT[$name-abi]="ok    $summary"; return 0; fi
+    RESULT[$name-abi]="FAIL  pytest exit $rc: $summary"
+    return 1
+}
+ABI_RUNS=""
+for name in $INTERPRETERS; do
+    if [ "$name" = 3.13 ]; then
+        ABI_RUNS="3.13-abi"
+        abi_run 3.13 || FAILED=1
+    fi
+done
+
 # ---- 4. summary ---------------------------------------------------------------------------
 echo
 log "== summary (wheels: $WHEELS) =="
-for name in $INTERPRETERS; do
+for name in $INTERPRETERS $ABI_RUNS; do
     printf 'test-all: %-10s %s\n' "$name" "${RESULT[$name]}"
 done
 if [ -z "${MEMPULSE_INTERPRETERS:-}" ]; then :; else

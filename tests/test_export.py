@@ -14,7 +14,8 @@ from conftest import MiB, line_of, record_at, touched
 import mempulse
 from mempulse._export import CSV_METADATA
 
-METADATA_KEYS = set(["interpreter", "platform", "sampler", "depth", "start_time", "duration", "peak", "driver"])
+METADATA_KEYS = set(["interpreter", "platform", "sampler", "depth", "start_time", "duration", "peak", "driver",
+                     "uss_age", "lifetime_peak_before"])
 
 
 def live_result(tracer_class, depth=2):
@@ -32,6 +33,10 @@ def test_live_result_carries_run_metadata(tracer_class):
     assert set(metadata) == METADATA_KEYS
     assert metadata["sampler"] == ("c" if tracer_class is mempulse.cMemoryUsageTracer else "psutil")
     assert metadata["depth"] == 2
+    # How old the USS anchor was at the end (full readings are on a budget),
+    # and the process's peak as it was before the trace reset the mark.
+    assert 0 <= metadata["uss_age"] < 3600
+    assert metadata["lifetime_peak_before"] >= 12 * MiB
     # The C sampler resets the kernel's peak mark per reading; psutil cannot.
     assert metadata["peak"] == ("line" if tracer_class is mempulse.cMemoryUsageTracer else "lifetime")
     assert metadata["driver"] == ("sys.monitoring" if hasattr(sys, "monitoring") else "sys.settrace")

@@ -127,5 +127,5 @@ def test_without_matplotlib_the_error_says_what_to_install(tmpdir):
         "    print(e)\n"
     )
     out = subprocess.check_output([sys.executable, "-c", code], cwd=str(tmpdir))
-    assert out.decode().strip() == "mempulse.plot needs matplotlib: pip install mempulse[plot]"
+    assert out.decode().strip() == "mempulse.plot needs matplotlib, which is not installed: pip install matplotlib"
     assert not tmpdir.join("x.png").check()

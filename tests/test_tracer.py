@@ -243,7 +243,7 @@ def test_memory_usage_tracer_without_psutil_says_how_to_install():
         """
     )
     out = _run([sys.executable, "-c", script])
-    assert "ImportError" in out and "pip install mempulse[psutil]" in out, out
+    assert "ImportError" in out and "pip install psutil" in out, out
 
 
 def test_second_tracer_on_the_same_thread_is_refused(tracer_class):

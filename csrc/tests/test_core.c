@@ -876,6 +876,8 @@ static void test_meter_shared(void)
         CHECK_EQ(r[0].peak_rss, s.rss + 50000000);
         CHECK_EQ(mp_records(b, r, 1), 1);
         CHECK_EQ(r[0].peak_rss, s.rss + 50000000);
+        /* What the readings so far saw, without one more: the same peak. */
+        CHECK_EQ(mp_meter_known_peak(m), s.rss + 50000000);
         CHECK_EQ(mp_meter_lifetime_peak(m), s.rss + 50000000);
     }
     mp_tracer_free(a);
