@@ -82,6 +82,18 @@ _sessions = set()
 _sessions_lock = threading.Lock()
 
 
+def fresh(interrupt):
+    """An interrupt caught inside a reading, made to look raised where it is raised again.
+
+    Its traceback and context are the sampler's (psutil's frames), which the
+    program would never have shown.
+    """
+    interrupt.__traceback__ = None
+    interrupt.__context__ = None
+    interrupt.__suppress_context__ = True
+    return interrupt
+
+
 def code_is_start(frame):
     return frame.f_code is THREAD_START
 
@@ -131,6 +143,7 @@ class Session(object):
         self.main = None
         self.driver = None
         self.forked = False
+        self.interrupted = False  # an interrupt was raised from a trace function
         self.warnings = []
 
     # -- names ---------------------------------------------------------------

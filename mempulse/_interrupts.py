@@ -56,7 +56,9 @@ class Interrupts(object):
 
     def _handle(self, signum, frame):
         where = self._where(frame) if frame is not None else "program"
-        if where == "program":
+        if where in ("program", "sampler"):
+            # In a psutil reading, the sampler keeps the interrupt and the
+            # tracer raises it in the program's code right after the reading.
             self._resending = False
             raise KeyboardInterrupt
         if where == "mempulse" or self.running:
@@ -87,12 +89,12 @@ class Interrupts(object):
         start_new_thread(resend, ())
 
     def _where(self, frame):
-        """"program", "mempulse" (its machinery is on the stack) or "cli"."""
+        """"program", "sampler" (a psutil reading), "mempulse" (its machinery) or "cli"."""
         f = frame
         while f is not None and f is not self.run_frame:
             name = f.f_code.co_filename
             if name.startswith(_PACKAGE_DIR) and os.path.basename(name) not in _API_FILES:
-                return "mempulse"
+                return "sampler" if os.path.basename(name) == "_samplers.py" else "mempulse"
             f = f.f_back
         if f is None or frame is self.run_frame:
             return "cli"

@@ -114,7 +114,8 @@ def _functions(trace, guarded):
             if interrupts:
                 # What interrupted psutil inside the reading (Ctrl-C, a
                 # signal handler's exception) belongs to the traced code.
-                raise interrupts.pop(0)
+                session.interrupted = True  # it ends this thread's trace: no warning
+                raise _engine.fresh(interrupts.pop(0))
             return local
 
     def local_own(frame, event, arg):

@@ -341,7 +341,7 @@ def _callbacks(monitor):
         # handler's exception) belongs to the traced code.
         for interrupts in interrupt_lists:
             if interrupts:
-                raise interrupts.pop(0)
+                raise _engine.fresh(interrupts.pop(0))
 
     def on_jump(code, offset, destination):
         # sys.settrace reports a backward jump to the same line as a new

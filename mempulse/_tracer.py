@@ -171,12 +171,16 @@ class _Tracer(object):
             result = self._collect(session)
         finally:
             self._teardown(session)
-        if problem and exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+        if problem and (session.interrupted or exc_type is not None and issubclass(exc_type, KeyboardInterrupt)):
             problem = None  # the interrupt itself stopped tracing on its way out
         for text in ([problem] if problem else []) + session.warnings:
             result.metadata.setdefault("warnings", []).append(text)
             _settrace.warn(text)
         self.callback(result)
+        interrupts = getattr(session.meter, "interrupts", None)
+        if interrupts:
+            # Caught inside the last readings (psutil), after the last line.
+            raise _engine.fresh(interrupts.pop(0))
         return False
 
     def _collect(self, session):
