@@ -98,6 +98,26 @@ def code_is_start(frame):
     return frame.f_code is THREAD_START
 
 
+def _stale(trace):
+    session = trace.session
+    if trace.done or session is None or session.ended:
+        return True
+    if not _HAVE_AT_FORK and session.pid != os.getpid():
+        _abandon_in_child(session)  # 2.7/3.6: a forked child finds out here
+        return True
+    return False
+
+
+def _abandon_in_child(session):
+    session.ended = session.forked = True
+    for trace in [session.main] + session.threads:
+        if trace is not None:
+            trace.done = True
+
+
+_HAVE_AT_FORK = hasattr(os, "register_at_fork")
+
+
 def active_trace():
     """This thread's current :class:`ThreadTrace`, or None.
 
@@ -106,9 +126,9 @@ def active_trace():
     go back to the trace it stepped in front of, if that one still runs.
     """
     trace = getattr(_active, "trace", None)
-    if trace is None or not (trace.done or trace.session is None or trace.session.ended):
+    if trace is None or not _stale(trace):
         return trace
-    while trace is not None and (trace.done or trace.session is None or trace.session.ended):
+    while trace is not None and _stale(trace):
         trace = trace.outer
     _active.trace = trace
     if _core.loaded():

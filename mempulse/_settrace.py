@@ -176,9 +176,30 @@ def _functions(trace, guarded):
 
 
 def _note(session, error):
-    """Keep the first unexpected failure inside a trace function for exit."""
+    """Keep the first unexpected failure inside a trace function for exit.
+
+    A RecursionError is raised again: swallowed, it would let the program
+    recurse on past the limit, which CPython up to 3.10 ends with a fatal
+    "Cannot recover from stack overflow".  Raised, it reaches the program as
+    it would without mempulse, and CPython drops the trace function (the
+    exit says so).
+    """
+    if _is_recursion_error(error):
+        raise error
     if session.error is None:
         session.error = error
+
+
+try:
+    _RecursionError = RecursionError
+except NameError:  # Python 2: a RuntimeError with this message
+    _RecursionError = None
+
+
+def _is_recursion_error(error):
+    if _RecursionError is not None:
+        return isinstance(error, _RecursionError)
+    return isinstance(error, RuntimeError) and "maximum recursion depth" in str(error)
 
 
 # ---- threads started inside a trace -----------------------------------------

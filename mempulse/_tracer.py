@@ -271,6 +271,12 @@ def _inside_with_body(code, entered_at, offset):
     try:
         import dis
 
+        if not hasattr(dis, "Bytecode"):  # Python 2.7: SETUP_WITH's relative target
+            raw = bytearray(code.co_code)
+            if dis.opname[raw[entered_at]] != "SETUP_WITH":
+                return True
+            end = entered_at + 3 + (raw[entered_at + 1] | raw[entered_at + 2] << 8)
+            return entered_at < offset < end
         bytecode = dis.Bytecode(code)
         entries = getattr(bytecode, "exception_entries", None)
         if entries is None:  # up to 3.10: SETUP_WITH names where its body ends

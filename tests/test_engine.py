@@ -211,7 +211,7 @@ for depth in (12, 30):
     with mempulse.cMemoryUsageTracer(results.append, depth):
         cancelled = asyncio.run(main())
     assert cancelled == 4, cancelled
-print("ok", len(results), len(results[0]) > 0)
+print("ok %d %s" % (len(results), len(results[0]) > 0))
 """
 
 
@@ -283,6 +283,7 @@ def work():
     return total
 
 cls = mempulse.MemoryUsageTracer if sys.argv[-1] == "psutil" else mempulse.cMemoryUsageTracer
+cls(lambda r: None, 1)  # imports psutil here, not where an interrupt may cut it short
 random.seed(4)
 interrupted = calls = 0
 def absorb_late_interrupts():
@@ -317,7 +318,7 @@ assert mempulse._tracer.current_tracer() is None
 assert sys.gettrace() is None
 if hasattr(sys, "monitoring"):
     assert [sys.monitoring.get_tool(t) for t in (2, 3, 4)] == [None, None, None]
-print("ok", interrupted, calls)
+print("ok %d %d" % (interrupted, calls))
 """
 
 
@@ -485,15 +486,9 @@ def test_equal_code_objects_are_told_apart(driver):
     import gc
     import weakref
 
-    @dataclasses.dataclass
-    class A:
-        x: int
-        y: int
-
-    @dataclasses.dataclass
-    class B:
-        x: int
-        y: int
+    # make_dataclass: class bodies with annotations are a syntax error on 2.7.
+    A = dataclasses.make_dataclass("A", ["x", "y"])
+    B = dataclasses.make_dataclass("B", ["x", "y"])
 
     assert A.__init__.__code__ == B.__init__.__code__  # equal, not identical
     alive = []
@@ -728,7 +723,7 @@ for round_ in range(20):
             time.sleep(0.005)
         stop.set()
         t.join()
-print("hung", hung)
+print("hung %d" % hung)
 """
 
 
@@ -756,7 +751,7 @@ if __name__ == "__main__":
         pool.close()
         pool.join()
     assert squares == [x * x for x in range(8)], squares
-    print("ok", len(results))
+    print("ok %d" % len(results))
 """
 
 
@@ -797,7 +792,7 @@ def f():
 after = hwm()
 loaded = sorted(m for m in sys.modules if m in ("mempulse._api", "mempulse._ffi"))
 fds = sorted(os.listdir("/proc/self/fd"))
-print(before == after, fds == before_fds, loaded)
+print("%s %s %s" % (before == after, fds == before_fds, loaded))
 """
 
 
