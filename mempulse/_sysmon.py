@@ -11,9 +11,8 @@ profiler's (cProfile takes it), 0 and 1 belong to debuggers and coverage.
 Events:
 - PY_START, PY_RESUME, PY_THROW (global): a frame starts or resumes; the
   engine decides whether it is followed, and its code then gets the local
-  events below.  A start whose caller no trace follows returns DISABLE for
-  that code location, so code far from any trace costs one callback, not
-  one per call.  Starts of code that runs traced lines are never disabled
+  events below.  A start that is not followed returns DISABLE for that
+  code location, so untraced code costs one callback, not one per call.  Starts of code that runs traced lines are never disabled
   (they must be muted), nor resumes (a generator first advanced too deep
   may be resumed by a traced frame later).
 - CALL (local, on code whose frames may have traced callees): when the
@@ -245,9 +244,9 @@ def _callbacks(monitor):
             return None
         if not may_disable or code is thread_start:
             return None
-        caller = frame.f_back
-        if caller in trace.frames:  # too deep now, may be traced from higher up later
-            return None
+        # Too deep, or not below any followed frame.  Disabled even if a
+        # shallower frame may call it later: that frame's CALL event turns
+        # it back on (on_call), so untraced calls cost one callback in all.
         return _disable(code)
 
     def _disable(code):
@@ -268,7 +267,21 @@ def _callbacks(monitor):
 
     def on_start(code, offset):
         try:
-            return begin(code, getframe(1), True)
+            trace = getattr(active, "trace", None)
+            if trace is None or trace.done or trace.is_thread:
+                return begin(code, getframe(1), True)
+            # The entering thread's hot path, begin() and _begin() inlined.
+            frame = getframe(1)
+            kind = trace.enter(frame)
+            if kind is not None:
+                follow(trace, code, frame, kind)
+                return None
+            if enabled.get(id(code), 0) & line_event:
+                trace.mute(frame)
+                return None
+            if code is thread_start:
+                return None
+            return _disable(code)
         except Exception as e:
             _note(e)
 
