@@ -126,10 +126,22 @@ def _functions(trace, guarded):
                 _note(session, e)
         return local_own
 
+    frames = trace.frames  # mutated in place while the trace runs
+    thread_start = _engine.THREAD_START
+
     def global_(frame, event, arg):
         if trace.done:
             sys.settrace(None)
             return None
+        parent = frame.f_back
+        if (
+            parent is not frames[-1]
+            and frame.f_code is not thread_start
+            and frame is not trace.root
+            and parent not in frames
+            and frame not in frames
+        ):
+            return None  # the common case, a call far below the trace: enter() would say so
         try:
             kind = enter(frame)
         except Exception as e:

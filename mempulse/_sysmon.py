@@ -412,13 +412,24 @@ def _find_self_loops(code):
         if line is not None:
             for offset in range(start, end, 2):
                 lines[offset] = line
+    instructions = list(dis.get_instructions(code))
     loops = {}
-    for instruction in dis.get_instructions(code):
+    for instruction in instructions:
         if instruction.opname.startswith("JUMP_BACKWARD"):
             line = lines.get(instruction.offset)
-            if line is not None and lines.get(instruction.argval) == line:
-                loops[instruction.argval] = line
+            target = instruction.argval
+            if line is None or lines.get(target) != line:
+                continue
+            body = [i.opname for i in instructions if target <= i.offset < instruction.offset]
+            if _COMPREHENSION_OPS.intersection(body):
+                # An inlined comprehension (3.12+): a callback per item
+                # would cost what the comprehension does; its line counts once.
+                continue
+            loops[target] = line
     return loops
+
+
+_COMPREHENSION_OPS = frozenset(["LIST_APPEND", "SET_ADD", "MAP_ADD"])
 
 
 def _note(error):
