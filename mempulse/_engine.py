@@ -27,7 +27,6 @@ rule lives here:
   file of the parent's); see :func:`_after_fork_in_child`.
 """
 import os
-import sys
 import threading
 
 from mempulse import _core

@@ -196,7 +196,7 @@ def _callbacks(monitor):
     disabled = monitor.disabled
     sticky = monitor.sticky
     active = _engine._active
-    TRACED, OWN, MUTED = _engine.TRACED, _engine.OWN, _engine.MUTED
+    OWN, MUTED = _engine.OWN, _engine.MUTED
     bootstrap = _engine.THREAD_BOOTSTRAP
     thread_start = _engine.THREAD_START
     lib = _core.lib

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 import mempulse
-from conftest import MiB, line_of, record_at, run_python, touched
+from conftest import MiB, line_of, record_at, run_python
 
 HAVE_ASYNCIO_RUN = sys.version_info >= (3, 7)
 PY2 = sys.version_info[0] == 2
