@@ -124,9 +124,10 @@ def test_the_allocating_line_gets_the_growth(tmpdir, sampler, kind, size):
         assert alloc >= 0.9 * growth, lines
     # Lines that allocate nothing get (almost) nothing, whether the pages
     # were touched or not: never more than 3% of what the loop allocated.
-    # psutil on Python 2: its readings allocate Python objects of their own
-    # from the pools the loop's objects use (up to ~5% seen at 1 KiB).
-    bound = 0.06 if (sampler == "psutil" and sys.version_info[0] < 3) else 0.03
+    # psutil: its readings allocate Python objects of their own from the
+    # pools the loop's objects use (up to ~6% seen at 1 KiB, 2.7 and 3.6);
+    # the README states this bound.
+    bound = 0.06 if (sampler == "psutil" and size <= KiB) else 0.03
     for (function, name), increment in lines.items():
         if name != "alloc":
             assert abs(increment) <= bound * allocated, (name, lines)
