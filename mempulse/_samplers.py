@@ -77,10 +77,13 @@ class PsutilSampler(object):
     name = "psutil"
 
     def __init__(self):
-        self._psutil = _import_psutil()
         try:
+            self._psutil = _import_psutil()
             self._psutil.Process().memory_info()
-        except Exception as e:  # NoSuchProcess where /proc is missing, AccessDenied, ...
+        except ImportError:
+            raise
+        except Exception as e:  # NoSuchProcess where /proc is missing, AccessDenied,
+            # or older psutil failing in its own import without /proc.
             raise OSError(
                 errno.EIO,
                 "mempulse: psutil cannot read this process's memory here (%s: %s)"
@@ -206,6 +209,21 @@ def _peak_reader(psutil, source):
     # ru_maxrss is KiB on Linux and the BSDs, bytes on macOS.
     scale = 1 if sys.platform == "darwin" else 1024
     getrusage, self_ = resource.getrusage, resource.RUSAGE_SELF
+    if sys.platform.startswith("linux"):
+        # getrusage reports max(this process's mark, the peak of the image
+        # it was exec'd from): a child of a large process would see its
+        # parent's peak for ever.  VmHWM is this process's own.
+        def linux_peak():
+            try:
+                with open("/proc/self/status", "rb") as f:
+                    for line in f:
+                        if line.startswith(b"VmHWM:"):
+                            return int(line.split()[1]) * 1024
+            except (IOError, OSError, ValueError, IndexError):
+                pass
+            return getrusage(self_).ru_maxrss * scale
+
+        return linux_peak
     return lambda: getrusage(self_).ru_maxrss * scale
 
 
