@@ -120,8 +120,11 @@ def test_the_allocating_line_gets_the_growth(tmpdir, sampler, kind, size):
     growth = sum(max(0, v) for v in lines.values())
     if kind == "touched":
         assert growth >= allocated * 0.8, lines
+    # psutil at 1 KiB: its own readings' allocations (see below) take up to
+    # ~13% of the growth with psutil 4.0 (the README states it).
+    share = 0.85 if (sampler == "psutil" and size <= KiB) else 0.9
     if growth >= allocated * 0.25:
-        assert alloc >= 0.9 * growth, lines
+        assert alloc >= share * growth, lines
     # Lines that allocate nothing get (almost) nothing, whether the pages
     # were touched or not: never more than 3% of what the loop allocated.
     # psutil: its readings allocate Python objects of their own from the
