@@ -209,21 +209,6 @@ def _peak_reader(psutil, source):
     # ru_maxrss is KiB on Linux and the BSDs, bytes on macOS.
     scale = 1 if sys.platform == "darwin" else 1024
     getrusage, self_ = resource.getrusage, resource.RUSAGE_SELF
-    if sys.platform.startswith("linux"):
-        # getrusage reports max(this process's mark, the peak of the image
-        # it was exec'd from): a child of a large process would see its
-        # parent's peak for ever.  VmHWM is this process's own.
-        def linux_peak():
-            try:
-                with open("/proc/self/status", "rb") as f:
-                    for line in f:
-                        if line.startswith(b"VmHWM:"):
-                            return int(line.split()[1]) * 1024
-            except (IOError, OSError, ValueError, IndexError):
-                pass
-            return getrusage(self_).ru_maxrss * scale
-
-        return linux_peak
     return lambda: getrusage(self_).ru_maxrss * scale
 
 
