@@ -18,7 +18,7 @@ for v in $versions; do
     if [ ! -x "$dir/bin/pytest" ]; then
         "$py" -m venv "$dir"
         "$dir/bin/pip" install -q --upgrade pip
-        "$dir/bin/pip" install -q pytest psutil matplotlib pytest-xdist coverage ipython jinja2 selenium
+        "$dir/bin/pip" install -q cffi pytest psutil matplotlib pytest-xdist coverage ipython jinja2 selenium
     fi
     [ -z "$first" ] && first=$dir
 done
