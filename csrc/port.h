@@ -122,12 +122,46 @@ static inline int mp_atfork_child(void (*child)(void))
 #endif
 }
 
+#ifndef MP_WINDOWS
+/* glibc's getpid() is a system call; every reading checks the pid (fork
+ * safety), so it is cached, and forgotten in a forked child by an atfork
+ * hook registered before the first value is cached.  Function-local
+ * statics: one cache per translation unit, no unused-variable warnings. */
+static inline int64_t *mp_pid_slot(void)
+{
+    static int64_t pid;     /* 0: not cached */
+    return &pid;
+}
+static inline int *mp_pid_hooked(void)
+{
+    static int state;       /* 0 no hook, 1 being registered, 2 registered */
+    return &state;
+}
+static inline void mp_pid_forget(void)
+{
+    __atomic_store_n(mp_pid_slot(), 0, __ATOMIC_RELAXED);
+}
+#endif
+
 static inline int64_t mp_getpid(void)
 {
 #ifdef MP_WINDOWS
     return (int64_t)GetCurrentProcessId();
 #else
-    return (int64_t)getpid();
+    int64_t pid = __atomic_load_n(mp_pid_slot(), __ATOMIC_RELAXED);
+    int expected = 0;
+    if (pid != 0)
+        return pid;
+    pid = (int64_t)getpid();
+    if (__atomic_load_n(mp_pid_hooked(), __ATOMIC_ACQUIRE) == 2) {
+        __atomic_store_n(mp_pid_slot(), pid, __ATOMIC_RELAXED);
+    } else if (__atomic_compare_exchange_n(mp_pid_hooked(), &expected, 1, 0,
+                                           __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+        if (pthread_atfork(NULL, NULL, mp_pid_forget) == 0)
+            __atomic_store_n(mp_pid_hooked(), 2, __ATOMIC_RELEASE);
+        /* else: never cached, every call asks the kernel */
+    }
+    return pid;
 #endif
 }
 
