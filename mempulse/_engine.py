@@ -101,7 +101,7 @@ def _stale(trace):
     session = trace.session
     if trace.done or session is None or session.ended:
         return True
-    if not _HAVE_AT_FORK and session.pid != os.getpid():
+    if not _HAVE_AT_FORK and session.pid != current_pid():
         _abandon_in_child(session)  # 2.7/3.6: a forked child finds out here
         return True
     return False
@@ -115,6 +115,14 @@ def _abandon_in_child(session):
 
 
 _HAVE_AT_FORK = hasattr(os, "register_at_fork")
+_pid = [os.getpid()]
+
+
+def current_pid():
+    """os.getpid(), without its system call where a fork hook keeps it current."""
+    if _HAVE_AT_FORK:
+        return _pid[0]
+    return os.getpid()
 
 
 def active_trace():
@@ -151,7 +159,7 @@ class Session(object):
         self.steps_aside = steps_aside  # an own-call trace: a user tracer may nest
         self.lock = threading.Lock()
         self.ended = False
-        self.pid = os.getpid()
+        self.pid = current_pid()
         self.code_ids = {}  # id(code object) -> code id (OWN_CODE for ours)
         self.codes = []
         self.names = []  # id -> (filename, function)
@@ -393,9 +401,9 @@ class ThreadTrace(object):
             if self.c is not None:
                 _core.lib.mp_tracer_free(self.c)
                 self.c = None
-        self.frames = [_BOTTOM]
-        self.levels = [0]
-        self.kinds = [OWN]
+        # In place: drivers' closures hold these lists (and frames hold
+        # those closures as f_trace), so a new list would leave a cycle.
+        del self.frames[1:], self.levels[1:], self.kinds[1:]
         self.root = None
         self.outer = None
 
@@ -419,6 +427,7 @@ def _after_fork_in_child():
     events go nowhere.  The C core reopens its own /proc files (pid check).
     """
     global _sessions_lock
+    _pid[0] = os.getpid()
     _sessions_lock = threading.Lock()
     for session in list(_sessions):
         session.lock = threading.Lock()

@@ -159,7 +159,7 @@ class _Tracer(object):
         session = self._session
         if session is None or session is _STARTING:
             raise RuntimeError("__exit__ without a matching __enter__")
-        if session.forked or session.pid != os.getpid():
+        if session.forked or session.pid != _engine.current_pid():
             # A forked child: the trace is the parent's; nothing to report here.
             self._session = None
             session.tracer = None
@@ -259,7 +259,13 @@ class _Tracer(object):
                             trace.free()
                 finally:
                     _engine.unregister(session)
-                    session.tracer = None
+                    # No cycles left (session, traces, drivers' closures,
+                    # frames' f_trace): refcounting frees them now, with
+                    # every frame and object of the block, instead of a
+                    # later garbage collection.
+                    session.tracer = session.main = None
+                    session.driver_object = _NO_DRIVER
+                    session.threads = []
                     session.code_ids = session.name_ids = session.codes = None
 
 
