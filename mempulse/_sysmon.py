@@ -58,6 +58,7 @@ class _Monitor(object):
         self.self_loops = {}  # id(code) -> {jump destination offset: line}
         self.interrupts = []  # the psutil meters' interrupt lists in use
         self.callbacks = None
+        self.idle = False  # the tool is kept, with no events, for the next session
 
     # -- claiming ---------------------------------------------------------------
     def acquire(self, driver, interrupts=None):
@@ -69,7 +70,10 @@ class _Monitor(object):
         with self.lock:
             # Users whose session ended without releasing (an interrupt).
             self.users = set(d for d in self.users if d.live())
-            if not self.users:
+            if not self.users and self.idle:
+                self.idle = False
+                monitoring.set_events(self.tool, _GLOBAL_EVENTS)
+            elif not self.users:
                 if self.tool is not None:
                     self._uninstall()
                 tool = _claim_tool_id()
@@ -98,7 +102,31 @@ class _Monitor(object):
             self.users.discard(driver)
             self.users = set(d for d in self.users if d.live())
             if not self.users:
-                self._uninstall()
+                if self.tool == _TOOL_IDS[-1]:
+                    self._uninstall()  # the profiler's id: give it back to cProfile
+                else:
+                    self._idle()
+
+    def _idle(self):
+        """No session: no event fires, yet the tool id and callbacks are kept.
+
+        Claiming the tool, registering callbacks and turning disabled
+        starts back on cost more than the rest of a short block; the next
+        session only turns the events back on.
+        """
+        if self.tool is None:
+            return
+        try:
+            monitoring.set_events(self.tool, 0)
+            for code in self.codes.values():
+                monitoring.set_local_events(self.tool, code, 0)
+            self.idle = True
+        except BaseException:
+            self._uninstall()
+            raise
+        finally:
+            self.enabled.clear()
+            self.codes.clear()
 
     def _install(self):
         events = monitoring.events
@@ -106,11 +134,10 @@ class _Monitor(object):
         for event, function in self.callbacks.items():
             if event != "psutil LINE":
                 monitoring.register_callback(self.tool, event, function)
-        monitoring.set_events(
-            self.tool, events.PY_START | events.PY_RESUME | events.PY_THROW | events.PY_UNWIND
-        )
+        monitoring.set_events(self.tool, _GLOBAL_EVENTS)
 
     def _uninstall(self):
+        self.idle = False
         tool, self.tool = self.tool, None
         if tool is None:
             return
@@ -162,6 +189,11 @@ class _Monitor(object):
         monitoring.restart_events()
 
 
+_GLOBAL_EVENTS = (
+    monitoring.events.PY_START | monitoring.events.PY_RESUME | monitoring.events.PY_THROW | monitoring.events.PY_UNWIND
+    if monitoring is not None
+    else 0
+)
 _EVENT_NAMES = ("LINE", "JUMP", "CALL", "PY_START", "PY_RESUME", "PY_THROW", "PY_RETURN", "PY_YIELD", "PY_UNWIND")
 _monitor = _Monitor()
 
