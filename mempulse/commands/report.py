@@ -26,7 +26,7 @@ def load_result(path):
         raise UsageError("cannot read %r: %s" % (path, getattr(e, "strerror", None) or e))
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         hint = ""
-        if os.path.basename(path) != "report" and os.path.isfile("report"):
+        if os.path.isfile("report"):
             hint = " (to run the script named report: mempulse run report ...)"
         raise UsageError("cannot read %r: %s%s" % (path, one_line(e), hint))
 
