@@ -269,7 +269,9 @@ def _add_output_options(parser, shorthand):
 def build_report_parser(prog):
     """The parser of ``mempulse report FILE``."""
     parser = _new_parser(prog, REPORT_USAGE, REPORT_DESCRIPTION, REPORT_EPILOG)
-    parser.add_argument("file", metavar="FILE", help="a saved result (mempulse run -o FILE, or --json FILE)")
+    parser.add_argument(
+        "file", metavar="FILE", nargs="?", help="a saved result (mempulse run -o FILE, or --json FILE)"
+    )
     parser.add_argument(
         "-f",
         "--format",
@@ -360,4 +362,7 @@ def parse_command_line(argv, prog="mempulse", shorthand=True):
 
 def parse_report_command_line(argv, prog="mempulse report"):
     """The parsed options of ``mempulse report``; raises UsageError for bad ones."""
-    return build_report_parser(prog).parse_args(argv)
+    options = build_report_parser(prog).parse_args(argv)
+    if options.file is None:  # said the same way by every Python's argparse
+        raise UsageError("no FILE given: %s" % REPORT_USAGE.replace("%(prog)s", prog))
+    return options

@@ -234,7 +234,7 @@ def test_a_bad_file_is_one_line_and_status_2(tmpdir, runner, name, content, mess
 
 
 BAD_REPORT_ARGS = [
-    (["report"], "the following arguments are required: FILE"),
+    (["report"], "no FILE given: python -m mempulse report [options] FILE"),
     (["report", "missing.json"], "cannot read 'missing.json': No such file or directory"),
     (["report", "run.json", "--format", "pdf"], "argument -f/--format: invalid choice"),
     (["report", "run.json", "-o", "no/such/dir/x.txt"], "no such directory"),

@@ -6,7 +6,6 @@ whose package is missing or an output that cannot be written is one line
 on stderr and exit status 2, before anything is written.
 """
 import os
-import sys
 
 from mempulse import reporters
 from mempulse._export import load_json
