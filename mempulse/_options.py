@@ -138,6 +138,8 @@ def build_parser(prog, shorthand=True):
         parser = _new_parser(prog, RUN_USAGE, RUN_DESCRIPTION, RUN_EPILOG)
     _add_program_arguments(parser)
     _add_tracing_options(parser)
+    # A new group of options (what code is traced, say) is one more
+    # _add_*_options function called here; valued ones go in _VALUED too.
     _add_table_options(parser)
     _add_output_options(parser, shorthand)
     return parser

@@ -5,7 +5,9 @@ FILE is what ``mempulse run`` saves (the JSON of ``--json`` and
 whose package is missing or an output that cannot be written is one line
 on stderr and exit status 2, before anything is written.
 """
+import errno
 import os
+import sys
 
 from mempulse import reporters
 from mempulse._export import load_json
@@ -57,6 +59,11 @@ def main(argv, prog="mempulse report"):
         reporters.write(result, fmt, target, sort=options.sort, min_increment=options.min_increment,
                         top=options.top)
     except Exception as e:
+        if target == "-" and getattr(e, "errno", None) == errno.EPIPE:
+            # The reader went away (| head): end quietly, as the docs of
+            # signal advise, with stdout pointed where a late flush cannot fail.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
         say(prog, "cannot write %s: %s" % ("stdout" if target == "-" else repr(target), one_line(e)))
         return 1
     if options.output is None and target != "-":

@@ -80,7 +80,7 @@ def write_reports(prog, options, outputs, result):
                 name = repr(target)
             say(prog, "cannot write %s: %s" % (name, one_line(e)))
             continue
-        if fmt == "saved":
+        if fmt == "saved" and target != "-":
             shown = os.path.relpath(target) if not os.path.relpath(target).startswith("..") else target
             say(prog, "result saved to %s (render it: mempulse report %s --format html)"
                 % (shown, shown), kind="")
