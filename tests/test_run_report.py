@@ -124,9 +124,12 @@ def test_a_script_named_like_a_command_runs_with_run(tmpdir, runner, name):
     status, out, err = run(tmpdir, ["run", "-q", "-o", "x.json", name, "a"], runner)
     assert status == 0, err
     assert out == "I am %s %s a\n" % (name, name)
-    # ./name is a path, never a command.
+    # ./name is a path, never a command; so is what follows --.
     status, out, err = run(tmpdir, ["./" + name], runner)
     assert status == 0 and out == "I am %s ./%s\n" % (name, name), err
+    status, out, err = run(tmpdir, ["--", name], runner)
+    assert status == 0 and out == "I am %s %s\n" % (name, name), err
+    assert sorted(os.listdir(str(tmpdir))) == sorted([name, "x.json"])  # the shorthand saved nothing
     # As the first argument, the name is the command: report then says how to run the script.
     if name == "report":
         status, out, err = run(tmpdir, ["report", "report"], runner)
