@@ -137,6 +137,14 @@ def test_a_script_named_like_a_command_runs_with_run(tmpdir, runner, name):
         assert "mempulse run report" in err and len(err.splitlines()) == 1
 
 
+def test_the_result_is_saved_where_run_started_even_if_the_program_chdirs(tmpdir):
+    write(tmpdir, "sub/cd.py", "import os\nos.chdir('/')\n")
+    status, out, err = run(tmpdir, ["run", "-q", "sub/cd.py"])
+    assert status == 0, err
+    name = saved_line(err)
+    assert re.match(r"^mempulse-cd-\d+\.json$", name) and tmpdir.join(name).check()
+
+
 def test_run_writes_the_result_when_the_program_calls_os_exit(tmpdir):
     write(tmpdir, "bye.py", "import os\nblob = b'x' * (8 << 20)\nos._exit(5)\n")
     status, out, err = run(tmpdir, ["run", "-q", "-o", "bye.json", "bye.py"])

@@ -45,8 +45,10 @@ def default_result_name(options):
 def outputs_of(options, shorthand):
     """``[(format, target, what)]``: every view to write, in the order written.
 
-    ``target`` None for the table means stderr.  Raises UsageError for a
-    path that cannot be written.
+    ``target``: an absolute path, ``"-"`` (stdout) or a stream (the table's
+    default, stderr); ``what`` names it in messages (for the saved result:
+    its path as typed).  Raises UsageError for a path that cannot be written
+    and ImportError for a view whose package is missing.
     """
     table = options.output if shorthand else options.table
     outputs = []
@@ -54,7 +56,9 @@ def outputs_of(options, shorthand):
         outputs.append(("table", check_writable(table, "the table") or sys.stderr, "the table"))
     if not shorthand:
         saved = options.output or default_result_name(options)
-        outputs.append(("saved", check_writable(saved, "the result"), "the result"))
+        # Named as typed (or relative to here) when said after the run: the
+        # program may have changed directory by then.
+        outputs.append(("saved", check_writable(saved, "the result"), saved))
     for fmt, name, what in (("json", "json", "JSON"), ("csv", "csv", "CSV"), ("html", "html", "the HTML report"),
                             ("png", "plot", "the plot")):
         target = check_writable(getattr(options, name), what)
@@ -75,15 +79,13 @@ def write_reports(prog, options, outputs, result):
         except Exception as e:
             if hasattr(target, "write") or target == "-":
                 stream = getattr(target, "name", "its stream") if target != "-" else "<stdout>"
-                name = "%s to %s" % (what, stream)
+                name = "%s to %s" % ("the result" if fmt == "saved" else what, stream)
             else:
                 name = repr(target)
             say(prog, "cannot write %s: %s" % (name, one_line(e)))
             continue
         if fmt == "saved" and target != "-":
-            shown = os.path.relpath(target) if not os.path.relpath(target).startswith("..") else target
-            say(prog, "result saved to %s (render it: mempulse report %s --format html)"
-                % (shown, shown), kind="")
+            say(prog, "result saved to %s (render it: mempulse report %s --format html)" % (what, what), kind="")
 
 
 def _report(prog, options, outputs, outcome):
