@@ -28,7 +28,8 @@ def nice_ticks(high, count=5):
 
 
 def _label(value, unit):
-    text = (u"%.2f" % value).rstrip(u"0").rstrip(u".")
+    """A tick's label: 3 significant digits below 100 (0.005 s, 2.5 MiB), whole numbers above."""
+    text = u"%d" % round(value) if value >= 100 else u"%.3g" % value
     return text + unit
 
 
@@ -41,7 +42,7 @@ def timeline_svg(series, marks):
     points = [tuple(p) for p in series]
     if not points:
         return None
-    tmax = max(p[0] for p in points) or 1e-9
+    tmax = max(max(p[0] for p in points), 0.01)  # a single reading still gets an axis
     ymax_bytes = max(max(p[1] or 0, p[2] or 0) for p in points) or 1
     yticks = nice_ticks(ymax_bytes / MiB)
     ytop = yticks[-1] * MiB
