@@ -1,4 +1,6 @@
-"""``mempulse.plot``: a picture of a result, per-line increments and peaks."""
+"""``mempulse.plot``: a picture of a result: per-line increments and peaks,
+and above them, when the result has a series (``result.series``), its memory
+over time as ``mprof plot`` draws it, with the top lines marked."""
 import os
 
 MiB = float(1 << 20)
@@ -8,6 +10,7 @@ DPI = 100
 BASE_INCHES = 1.6
 ROW_INCHES = 0.3
 HIGHLIGHT = 3  # how many worst lines each panel highlights
+TIMELINE_INCHES = 3.0  # the memory-over-time panel, when there is a series
 
 _GROW, _GROW_WORST = "#f4a7a0", "#c0392b"
 _SHRINK = "#9cc3e4"
@@ -126,9 +129,42 @@ def _human(size):
     return "%s%d B" % (sign, size)
 
 
-def figure_height(lines):
-    """Height in inches of a plot showing ``lines`` lines."""
-    return BASE_INCHES + ROW_INCHES * max(lines, 3)
+def figure_height(lines, timeline=False):
+    """Height in inches of a plot showing ``lines`` lines (and the timeline panel)."""
+    return BASE_INCHES + ROW_INCHES * max(lines, 3) + (TIMELINE_INCHES if timeline else 0.0)
+
+
+def _series(result):
+    """The result's readings over time as tuples (empty for results without them)."""
+    return [tuple(p) for p in (getattr(result, "series", None) or [])]
+
+
+def _draw_timeline(figure, axes_box, result, series, worst_increment):
+    """RSS and USS over time, the worst lines by increment marked where they first ran."""
+    axes = figure.add_axes(axes_box)
+    times = [p[0] for p in series]
+    axes.plot(times, [(p[1] or 0) / MiB for p in series], color=_PEAK_WORST, linewidth=1.4, label="RSS")
+    uss = [(p[0], p[2] / MiB) for p in series if p[2] is not None]
+    if uss:
+        axes.plot([t for t, _ in uss], [v for _, v in uss], color="#2c7fb8", linewidth=1.4, label="USS")
+    marked = sorted(worst_increment, key=lambda i: -(result[i].increment or 0))
+    for number, i in enumerate(marked, 1):
+        record = result[i]
+        at = [p for p in series if p[3] == record.filename and p[4] == record.lineno]
+        if not at:
+            continue
+        axes.axvline(at[0][0], color=_GROW_WORST, linestyle="--", linewidth=0.9,
+                     label="%d: %s (%s)" % (number, _label(record), _human(record.increment)))
+        axes.annotate(str(number), (at[0][0], 1.0), xycoords=("data", "axes fraction"),
+                      xytext=(3, -12), textcoords="offset points", color=_GROW_WORST, fontweight="bold")
+    axes.set_xlim(0, max(times + [1e-9]))
+    axes.set_ylim(0, None)
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel("memory (MiB)")
+    axes.set_title("Memory over time (%d readings)" % len(series), fontsize=10)
+    axes.grid(color="#e5e5e5")
+    axes.set_axisbelow(True)
+    axes.legend(loc="upper left", fontsize=8, framealpha=0.85)
 
 
 def plot(result, path, max_lines=40, title=None):
@@ -142,7 +178,10 @@ def plot(result, path, max_lines=40, title=None):
     the process's high-water mark rose most, since such a peak only grows).
     At most ``max_lines`` rows are drawn, those with the largest
     ``|increment|`` and the worst peaks; the title says how many of how
-    many.  Needs
+    many.  A result with readings over time (``result.series``) gets a
+    panel above them, as ``mprof plot`` draws it: RSS and USS against
+    seconds since the trace started, the three largest growths marked
+    where they first ran.  Needs
     ``pip install matplotlib`` (the Agg renderer is used,
     pyplot's global state is not touched)::
 
@@ -161,7 +200,9 @@ def plot(result, path, max_lines=40, title=None):
     shown, worst_increment, worst_peak = select_lines(result, max_lines)
     records = [result[i] for i in shown]
 
-    figure = Figure(figsize=(WIDTH_INCHES, figure_height(len(records))), dpi=DPI)
+    series = _series(result)
+    height = figure_height(len(records), bool(series))
+    figure = Figure(figsize=(WIDTH_INCHES, height), dpi=DPI)
     FigureCanvasAgg(figure)  # attaches itself; older matplotlib needs it to save
     increments = figure.add_subplot(1, 2, 1)
     peaks = figure.add_subplot(1, 2, 2, sharey=increments)
@@ -239,16 +280,18 @@ def plot(result, path, max_lines=40, title=None):
     figure.suptitle(title, fontsize=11, fontweight="bold")
     figure.text(
         0.5,
-        1.0 - 0.62 / figure_height(len(records)),
+        1.0 - 0.62 / height,
         "%d of %d lines shown (largest |increment| and worst peaks), in execution order"
         % (len(records), len(result)),
         ha="center",
         fontsize=9,
         color="#444444",
     )
-    height = figure_height(len(records))
-    figure.subplots_adjust(
-        left=0.3, right=0.98, wspace=0.08, top=1.0 - 1.0 / height, bottom=0.75 / height
-    )
+    top = 1.0 - 1.0 / height
+    if series:
+        box_height = (TIMELINE_INCHES - 0.9) / height
+        _draw_timeline(figure, [0.08, top - box_height, 0.9, box_height], result, series, worst_increment)
+        top -= TIMELINE_INCHES / height
+    figure.subplots_adjust(left=0.3, right=0.98, wspace=0.08, top=top, bottom=0.75 / height)
     figure.savefig(path)
     return records

@@ -124,6 +124,20 @@ ipython_spec() {
         *) echo "ipython" ;;
     esac
 }
+# Jinja2 for the HTML report (3.x needs Python 3.7+), selenium for its
+# browser tests (selenium 4 needs Python 3.8+; where it is absent they skip).
+jinja2_spec() {
+    case $1 in
+        2.7|3.6) echo "jinja2<3" ;;
+        *) echo "jinja2" ;;
+    esac
+}
+selenium_spec() {
+    case $1 in
+        2.7|3.6|3.7) ;;
+        *) echo "selenium" ;;
+    esac
+}
 coverage_spec() {
     case $1 in
         3.12|3.13) echo "coverage" ;;
@@ -231,7 +245,7 @@ run_one() {    # run_one NAME ; sets RESULT[NAME]
         nompl=" (without matplotlib)"
     fi
     local optional spec
-    for optional in xdist ipython coverage; do
+    for optional in xdist ipython coverage jinja2 selenium; do
         spec=$("${optional}_spec" "$name")
         [ -n "$spec" ] || continue
         if ! "$dir/bin/python" -m pip install "$spec" >> "$setup_log" 2>&1; then
@@ -242,7 +256,7 @@ run_one() {    # run_one NAME ; sets RESULT[NAME]
     wheel=$(grep -oE "mempulse-[^ /]*\.whl" "$setup_log" | tail -1)
     log "$name: installed $wheel"
     log "$name: venv ready in $((SECONDS - start))s: $("$dir/bin/python" -m pip list --format=freeze 2> /dev/null \
-        | grep -iE '^(pip|pytest|psutil|cffi|pytest-xdist|ipython|coverage|matplotlib)==' | tr '\n' ' ')"
+        | grep -iE '^(pip|pytest|psutil|cffi|pytest-xdist|ipython|coverage|matplotlib|jinja2|selenium)==' | tr '\n' ' ')"
     # (run_one is called as "run_one ... || FAILED=1", so errexit is off in here
     # and every failure is handled explicitly.)
     # shellcheck disable=SC2086

@@ -39,10 +39,10 @@ def png_size(path):
     return struct.unpack(">II", head[16:24])
 
 
-def expected_size(lines):
+def expected_size(lines, timeline=False):
     return (
         int(round(_plot.WIDTH_INCHES * _plot.DPI)),
-        int(round(_plot.figure_height(lines) * _plot.DPI)),
+        int(round(_plot.figure_height(lines, timeline) * _plot.DPI)),
     )
 
 
@@ -67,7 +67,8 @@ def test_plot_of_a_live_trace(tmpdir, tracer_class):
     path = str(tmpdir.join("live.png"))
     drawn = mempulse.plot(results[0], path)
     assert drawn == list(results[0])  # few lines: all drawn, in order
-    assert png_size(path) == expected_size(len(results[0]))
+    # With readings over time (TraceResult.series), the timeline panel is on top.
+    assert png_size(path) == expected_size(len(results[0]), bool(getattr(results[0], "series", None)))
     assert os.path.getsize(path) > 10000  # bars, labels and text, not a blank image
     assert any(r.lineno == line_of("L:plot-alloc") for r in drawn)
 
@@ -100,6 +101,46 @@ def test_other_formats_and_empty_results(tmpdir):
     empty = str(tmpdir.join("empty.png"))
     assert mempulse.plot(mempulse.TraceResult(), empty) == []
     assert png_size(empty) == expected_size(0)
+
+
+class WithSeries(mempulse.TraceResult):
+    """A result with a series, whatever this mempulse's TraceResult holds (a subclass has a __dict__)."""
+
+
+def with_series(result, points=300):
+    """``result`` with readings over 3 s, RSS rising while line 8 runs; USS unknown now and then."""
+    copy = WithSeries(list(result), result.metadata)
+    copy.series = []
+    for i in range(points):
+        rss = 50 * MiB + (800 * MiB * min(i, 150) // 150 if i >= 70 else 0)
+        lineno = 8 if 70 <= i < 150 else (i % 7) + 1
+        uss = None if i % 40 == 3 else rss - 8 * MiB
+        copy.series.append((i / 100.0, rss, uss, "/srv/app/src/module.py", lineno))
+    return copy
+
+
+def about(size, expected):
+    """The same dimensions, give or take the pixel matplotlib 2 truncates (5.2 in * 100 dpi: 519)."""
+    return size[0] == expected[0] and abs(size[1] - expected[1]) <= 1
+
+
+@needs_matplotlib
+def test_a_series_adds_the_memory_over_time_panel(tmpdir):
+    result = with_series(fake_result(12))
+    path = str(tmpdir.join("timeline.png"))
+    drawn = mempulse.plot(result, path)
+    assert len(drawn) == 12
+    assert about(png_size(path), expected_size(12, timeline=True))
+    assert expected_size(12, timeline=True)[1] - expected_size(12)[1] == int(_plot.TIMELINE_INCHES * _plot.DPI)
+    # Without the series, the same result is the bars only.
+    plain = str(tmpdir.join("plain.png"))
+    mempulse.plot(fake_result(12), plain)
+    assert about(png_size(plain), expected_size(12))
+    # An empty series is no series.
+    empty = WithSeries(fake_result(3), {})
+    empty.series = []
+    mempulse.plot(empty, str(tmpdir.join("e.png")))
+    assert png_size(str(tmpdir.join("e.png"))) == expected_size(3)
 
 
 @pytest.mark.parametrize("bad", [None, 42, [("too", "short")]])
