@@ -232,8 +232,13 @@ class _Tracer(object):
                     from_c(r.peak_rss),
                     int(r.hits),
                     int(r.increment),
+                    from_c(r.max_increment),
+                    from_c(r.anon_increment),
+                    from_c(r.file_increment),
+                    from_c(r.shmem_increment),
                 )
             )
+        result.series = _series(main.c, names)
         return result
 
     def _teardown(self, session):
@@ -303,6 +308,20 @@ def _abandon(session):
         "mempulse: a trace entered in this frame never exited (an interrupt as "
         "its __exit__ was called); it was discarded without a result"
     )
+
+
+def _series(c_tracer, names):
+    """The C tracer's memory-over-time points as :class:`mempulse.MemoryPoint`."""
+    lib, ffi, from_c = _core.lib, _core.ffi, _core.from_c
+    count = lib.mp_series_count(c_tracer)
+    points = ffi.new("mp_point[]", max(count, 1))
+    count = lib.mp_series(c_tracer, points, count)
+    series = []
+    for i in range(count):
+        p = points[i]
+        filename, lineno = (names[p.code_id][0], int(p.lineno)) if p.code_id >= 0 else (None, None)
+        series.append(_result.MemoryPoint(max(int(p.time_ns), 0) / 1e9, from_c(p.rss), from_c(p.uss), filename, lineno))
+    return series
 
 
 def _add_c_metadata(metadata, c_tracer, session):
