@@ -43,8 +43,14 @@
  * of one execution, and the sums of the changes in resident anonymous,
  * file-backed and shared memory where the sampler tells them (quick
  * readings do: statm on Linux).  Kinds are kept as 0 while unknown and
- * reported as MP_NONE unless some reading gave them (`known`), so closing
- * a line adds them without a branch.
+ * reported as MP_NONE unless some reading gave them (`known`).
+ *
+ * What a line started from (USS, kinds) only matters if a reading comes
+ * before it closes: opening a line notes the number of readings so far,
+ * the next reading fills in the values for every line opened since (it
+ * walks the open frames anyway, for the peak), and a line that closes
+ * with no reading in between changed nothing, so its increments stay as
+ * they are.  The tight loop between readings pays for none of it.
  *
  * Every reading also goes into the tracer's bounded series (series.c),
  * with the innermost open line: memory over time at no cost to events
@@ -65,9 +71,10 @@
 
 typedef struct mp_frame {
     mp_site *open;      /* the line running in this frame, or NULL */
-    int64_t before;     /* USS estimate when it started */
+    int64_t before;     /* USS estimate when it started ... */
+    int64_t before_anon, before_file, before_shmem;   /* ... and the kinds, */
+    uint64_t opened;    /* ... set at the first reading after `opened` */
     int64_t peak;       /* highest rss seen while it ran */
-    int64_t before_anon, before_file, before_shmem;
     int32_t code_id;
 } mp_frame;
 
@@ -90,6 +97,7 @@ struct mp_tracer {
     int64_t swap;       /* from the meter's anchor */
     int64_t anon, file, shmem;  /* last known kinds; 0 while unknown */
     int known;          /* KNOWN_* bits */
+    uint64_t readings;  /* readings taken so far */
     mp_series_buf series;
     int64_t open_peak;  /* peak of a line starting now */
     int64_t anchor_ns;  /* time of the full reading behind uss */
@@ -148,12 +156,23 @@ static void fail(mp_tracer *t, int status)
     }
 }
 
-/* Charge the peak of the window that just ended to every open line. */
-static void note_peak(mp_tracer *t, int64_t peak)
+/* A reading is about to update the estimates: charge the peak of the
+ * window that just ended to every open line, and give the lines opened
+ * since the previous reading what they started from. */
+static void note_reading(mp_tracer *t, int64_t peak)
 {
     size_t i;
-    for (i = 0; i < t->depth; i++)
-        t->stack[i].peak = mp_max64(t->stack[i].peak, peak);
+    for (i = 0; i < t->depth; i++) {
+        mp_frame *f = &t->stack[i];
+        f->peak = mp_max64(f->peak, peak);
+        if (f->open != NULL && f->opened == t->readings) {
+            f->before = t->uss;
+            f->before_anon = t->anon;
+            f->before_file = t->file;
+            f->before_shmem = t->shmem;
+        }
+    }
+    t->readings++;
 }
 
 /* Take the kinds of a reading; an unknown one keeps its last value, so a
@@ -230,7 +249,7 @@ static void refresh(mp_tracer *t, int force, int again)
     }
     t->last_ns = v.now_ns;
     t->last_tsc = mp_ticks();
-    note_peak(t, v.window);
+    note_reading(t, v.window);
     t->open_peak = v.open_peak;
     t->uss = v.uss;
     t->swap = v.swap;
@@ -249,15 +268,21 @@ static void close_line(mp_tracer *t, mp_frame *f)
     if (s == NULL)
         return;
     s->hits++;
-    if (t->uss != MP_NONE && f->before != MP_NONE) {
-        int64_t d = t->uss - f->before;
-        s->increment += d;
-        if (d > s->max_increment)   /* MP_NONE is the least */
-            s->max_increment = d;
+    if (f->opened == t->readings) {
+        /* No reading since it opened: it moved nothing we saw. */
+        if (s->max_increment < 0 && t->uss != MP_NONE)
+            s->max_increment = 0;
+    } else {
+        if (t->uss != MP_NONE && f->before != MP_NONE) {
+            int64_t d = t->uss - f->before;
+            s->increment += d;
+            if (d > s->max_increment)   /* MP_NONE is the least */
+                s->max_increment = d;
+        }
+        s->anon_inc += t->anon - f->before_anon;
+        s->file_inc += t->file - f->before_file;
+        s->shmem_inc += t->shmem - f->before_shmem;
     }
-    s->anon_inc += t->anon - f->before_anon;
-    s->file_inc += t->file - f->before_file;
-    s->shmem_inc += t->shmem - f->before_shmem;
     s->uss = t->uss;
     s->swap = t->swap;
     s->seen_ns = t->last_ns;
@@ -402,6 +427,7 @@ int mp_start(mp_tracer *t)
     if (rc == MP_OK) {
         t->last_ns = v.now_ns;
         t->last_tsc = mp_ticks();
+        note_reading(t, v.window);
         t->open_peak = v.open_peak;
         t->uss = v.uss;
         t->swap = v.swap;
@@ -468,11 +494,8 @@ void mp_line(mp_tracer *t, int32_t lineno)
     refresh(t, 0, s == f->open);
     close_line(t, f);
     f->open = s;
-    f->before = t->uss;
+    f->opened = t->readings;
     f->peak = t->open_peak;
-    f->before_anon = t->anon;
-    f->before_file = t->file;
-    f->before_shmem = t->shmem;
 }
 
 void mp_return(mp_tracer *t)
