@@ -180,32 +180,28 @@ static void note_reading(mp_tracer *t, int64_t peak)
  * lines already open from its value (they opened at an unknown one). */
 static void note_kinds(mp_tracer *t, const mp_view *v)
 {
+    int got = (v->anon != MP_NONE ? KNOWN_ANON : 0) | (v->file != MP_NONE ? KNOWN_FILE : 0) |
+              (v->shmem != MP_NONE ? KNOWN_SHMEM : 0);
+    int fresh = got & ~t->known;
     size_t i;
-    if ((v->anon != MP_NONE && !(t->known & KNOWN_ANON)) ||
-        (v->file != MP_NONE && !(t->known & KNOWN_FILE)) ||
-        (v->shmem != MP_NONE && !(t->known & KNOWN_SHMEM))) {
+    if (fresh != 0) {   /* once per tracer and kind */
         for (i = 0; i < t->depth; i++) {
             mp_frame *f = &t->stack[i];
-            if (!(t->known & KNOWN_ANON) && v->anon != MP_NONE)
+            if (fresh & KNOWN_ANON)
                 f->before_anon = v->anon;
-            if (!(t->known & KNOWN_FILE) && v->file != MP_NONE)
+            if (fresh & KNOWN_FILE)
                 f->before_file = v->file;
-            if (!(t->known & KNOWN_SHMEM) && v->shmem != MP_NONE)
+            if (fresh & KNOWN_SHMEM)
                 f->before_shmem = v->shmem;
         }
+        t->known |= fresh;
     }
-    if (v->anon != MP_NONE) {
+    if (got & KNOWN_ANON)
         t->anon = v->anon;
-        t->known |= KNOWN_ANON;
-    }
-    if (v->file != MP_NONE) {
+    if (got & KNOWN_FILE)
         t->file = v->file;
-        t->known |= KNOWN_FILE;
-    }
-    if (v->shmem != MP_NONE) {
+    if (got & KNOWN_SHMEM)
         t->shmem = v->shmem;
-        t->known |= KNOWN_SHMEM;
-    }
 }
 
 /* The reading into the series, with the innermost open line. */
