@@ -51,12 +51,23 @@ class TraceResult(list):
         print("peak %d bytes at %.3f s, line %s:%s" % (top.rss, top.time, top.filename, top.lineno))
     """
 
-    __slots__ = ("metadata", "series")
+    __slots__ = ("metadata", "_series")
 
     def __init__(self, records=(), metadata=None, series=None):
         list.__init__(self, records)
         self.metadata = {} if metadata is None else metadata
-        self.series = [] if series is None else series
+        self._series = [] if series is None else series
+
+    @property
+    def series(self):
+        series = self._series
+        if type(series) is LazySeries:
+            series = self._series = series.build()
+        return series
+
+    @series.setter
+    def series(self, value):
+        self._series = value
 
     def __reduce__(self):
         # list subclasses with __slots__ do not pickle or copy their slots
@@ -71,6 +82,15 @@ class TraceResult(list):
         from mempulse._export import result_to_dict
 
         return result_to_dict(self)
+
+
+class LazySeries(object):
+    """A series decoded when first read: ``build()`` gives the list."""
+
+    __slots__ = ("build",)
+
+    def __init__(self, build):
+        self.build = build
 
 
 def run_metadata(sampler, depth, start_time, **extra):

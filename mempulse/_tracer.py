@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from mempulse import _core, _engine, _result, _samplers, _settrace, _sysmon
+from mempulse import _collect, _core, _engine, _result, _samplers, _settrace, _sysmon
 
 try:
     _INTEGER_TYPES = (int, long)  # noqa: F821 - Python 2
@@ -184,7 +184,7 @@ class _Tracer(object):
         return False
 
     def _collect(self, session):
-        lib, ffi = _core.lib, _core.ffi
+        lib = _core.lib
         main = session.main
         with main.lock:
             main._finish()
@@ -213,32 +213,8 @@ class _Tracer(object):
             driver=session.driver,
         )
         _add_c_metadata(metadata, main.c, session)
-        count = lib.mp_count(main.c)
-        records = ffi.new("mp_record[]", max(count, 1))
-        count = lib.mp_records(main.c, records, count)
-        names = session.names
-        from_c = _core.from_c
-        result = _result.TraceResult(metadata=metadata)
-        for i in range(count):
-            r = records[i]
-            filename, function = names[r.code_id]
-            result.append(
-                _result.TraceRecord(
-                    filename,
-                    int(r.lineno),
-                    function,
-                    from_c(r.uss),
-                    from_c(r.swap),
-                    from_c(r.peak_rss),
-                    int(r.hits),
-                    int(r.increment),
-                    from_c(r.max_increment),
-                    from_c(r.anon_increment),
-                    from_c(r.file_increment),
-                    from_c(r.shmem_increment),
-                )
-            )
-        result.series = _series(main.c, names)
+        result = _result.TraceResult(_collect.records(main.c, session.names), metadata)
+        result.series = _collect.series(main.c, session.names)
         return result
 
     def _teardown(self, session):
@@ -308,20 +284,6 @@ def _abandon(session):
         "mempulse: a trace entered in this frame never exited (an interrupt as "
         "its __exit__ was called); it was discarded without a result"
     )
-
-
-def _series(c_tracer, names):
-    """The C tracer's memory-over-time points as :class:`mempulse.MemoryPoint`."""
-    lib, ffi, from_c = _core.lib, _core.ffi, _core.from_c
-    count = lib.mp_series_count(c_tracer)
-    points = ffi.new("mp_point[]", max(count, 1))
-    count = lib.mp_series(c_tracer, points, count)
-    series = []
-    for i in range(count):
-        p = points[i]
-        filename, lineno = (names[p.code_id][0], int(p.lineno)) if p.code_id >= 0 else (None, None)
-        series.append(_result.MemoryPoint(max(int(p.time_ns), 0) / 1e9, from_c(p.rss), from_c(p.uss), filename, lineno))
-    return series
 
 
 def _add_c_metadata(metadata, c_tracer, session):
