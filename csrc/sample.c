@@ -391,6 +391,12 @@ int mp_proc_quick(void *ctx, mp_usage *out)
         peak = status_hwm(p, &st);
         if (peak == MP_NONE)
             return MP_EPARSE;
+        /* A mark at rss loses nothing to a reset, which the meter would not
+         * make (it resets marks above rss only): make it here, so the
+         * floor is known and later readings take getrusage, not status
+         * (a third of the cost).  Refused: lifetime peaks, as there. */
+        if (peak <= out->rss)
+            (void)mp_proc_reset_peak(p);
     } else {
         if (getrusage(RUSAGE_SELF, &ru) != 0) {
             out->peak_rss = MP_NONE;
