@@ -27,7 +27,7 @@
  *   - tracer: one writer.  mp_start, the events and mp_finish come from the
  *     thread that owns it (through mp_bind, its bound thread), or from
  *     another thread that excludes the owner's events by a lock of its own
- *     (the Python layer's session lock).  mp_merge, mp_records, mp_count,
+ *     (the Python layer's session lock).  mp_merge, mp_records, mp_series, mp_count,
  *     mp_error, mp_uss_age_ns and mp_dropped read a finished tracer and
  *     may run on any thread once mp_finish returned.  mp_tracer_free may be
  *     called by any thread after mp_finish, even while the bound thread
@@ -70,12 +70,17 @@ typedef struct mp_usage {
     int64_t uss;        /* unique set size: private clean + private dirty */
     int64_t swap;       /* swapped-out bytes */
     int64_t peak_rss;   /* highest rss since the last reset_peak (or ever) */
+    int64_t anon;       /* resident anonymous memory (heap, stacks, private mappings) */
+    int64_t file;       /* resident file-backed memory (mmap'd files, code of libraries) */
+    int64_t shmem;      /* resident shared memory (shm_open, /dev/shm, MAP_SHARED|MAP_ANONYMOUS) */
 } mp_usage;
 
 /*
  * Where readings come from.  quick() must be cheap (a syscall or two): it
- * fills rss and peak_rss.  full() may be slow (it may read smaps_rollup,
- * whose cost grows with resident memory): it fills uss and swap.
+ * fills rss and peak_rss, and anon, file and shmem where it can (the
+ * meter sets every field to MP_NONE first; anon + file + shmem = rss).
+ * full() may be slow (it may read smaps_rollup, whose cost grows with
+ * resident memory): it fills uss and swap.
  * reset_peak(), which may be NULL, starts a new peak window: after it,
  * peak_rss is the highest rss since that call.  Without it peak_rss is the
  * process's lifetime peak.  All return 0 on success, MP_EAGAIN to skip this
@@ -113,7 +118,7 @@ int64_t mp_meter_lifetime_peak(mp_meter *m);     /* bytes or MP_NONE; takes a qu
 int64_t mp_meter_known_peak(const mp_meter *m);  /* the same as far as the readings
                                                     so far tell; takes none */
 /* One reading outside any trace: rss, uss (fresh if full, else from the
- * anchor), swap, and peak_rss = the lifetime peak. */
+ * anchor), swap, the kinds, and peak_rss = the lifetime peak. */
 int mp_meter_read(mp_meter *m, int full, mp_usage *out);
 
 /* Linux /proc sampler (sample.c).  dir is normally "/proc/self".  Opens
@@ -136,7 +141,29 @@ typedef struct mp_record {
     int64_t peak_rss;   /* highest rss while the line ran (see mp_peak_per_line) */
     int64_t hits;       /* executions */
     int64_t increment;  /* sum over executions of (uss after - uss before) */
+    int64_t max_increment;   /* largest (uss after - uss before) of one execution */
+    int64_t anon_increment;  /* sums over executions of the change in resident */
+    int64_t file_increment;  /* anonymous / file-backed / shared memory; MP_NONE */
+    int64_t shmem_increment; /* when the sampler cannot tell */
 } mp_record;
+
+/*
+ * Memory over time: every reading a tracer takes (time, rss, uss estimate,
+ * the innermost line open then) goes into a series of at most
+ * MP_SERIES_MAX points however long the run.  When full, neighbours are
+ * merged two by two, keeping the one with the higher rss, and later
+ * readings are folded the same way; the first and the latest reading and
+ * the highest rss are always kept.  Times are ns since the tracer's first
+ * mp_start (for a tracer that was only merged into: the earliest start).
+ */
+#define MP_SERIES_MAX 4096
+typedef struct mp_point {
+    int64_t time_ns;
+    int64_t rss;
+    int64_t uss;        /* MP_NONE where unknown */
+    int32_t code_id;    /* the line's frame as given to mp_call, or -1: no line open */
+    int32_t lineno;
+} mp_point;
 
 /* Line tracer (tracer.c).  One per traced thread; see "Threads" above. */
 typedef struct mp_tracer mp_tracer;
@@ -150,7 +177,8 @@ void mp_call(mp_tracer *t, int32_t code_id); /* a traced frame starts or resumes
 void mp_line(mp_tracer *t, int32_t lineno);  /* a line starts in the newest frame */
 void mp_return(mp_tracer *t);               /* the newest frame returns or yields */
 int mp_finish(mp_tracer *t);                /* a last reading (full on budget); close open lines */
-int mp_merge(mp_tracer *dst, const mp_tracer *src); /* add src's callsites into dst */
+int mp_merge(mp_tracer *dst, const mp_tracer *src); /* add src's callsites and series
+                                               into dst (series: time-ordered, re-bounded) */
 int mp_peak_per_line(const mp_tracer *t);   /* 1: peaks per line; 0: lifetime peaks */
 int mp_error(const mp_tracer *t);           /* first failure, or MP_OK */
 int mp_error_errno(const mp_tracer *t);     /* errno that went with it, or 0 */
@@ -159,6 +187,9 @@ int64_t mp_uss_age_ns(const mp_tracer *t);  /* after mp_finish: age of the full 
 int64_t mp_dropped(const mp_tracer *t);     /* events ignored as out of order */
 size_t mp_count(const mp_tracer *t);        /* distinct callsites so far */
 size_t mp_records(const mp_tracer *t, mp_record *out, size_t n); /* in order of first execution */
+size_t mp_series_count(const mp_tracer *t); /* points mp_series would copy, <= MP_SERIES_MAX */
+size_t mp_series(const mp_tracer *t, mp_point *out, size_t n); /* in time order; returns
+                                               how many were copied */
 size_t mp_footprint(const mp_tracer *t);    /* bytes of heap the tracer holds */
 
 /*
@@ -183,8 +214,16 @@ typedef struct mp_row {
     int64_t peak_rss;
     int64_t hits;
     int64_t increment;
+    int64_t max_increment;
+    int64_t anon_increment;
+    int64_t file_increment;
+    int64_t shmem_increment;
 } mp_row;
-int mp_format(const mp_row *rows, size_t n, char *buf, size_t cap, size_t *needed);
+/* The table; kinds: 1 shows the anon/file/shmem columns, 0 hides them,
+ * -1 shows them when some row has a known value. */
+#define MP_KINDS_AUTO -1
+int mp_format(const mp_row *rows, size_t n, char *buf, size_t cap, size_t *needed);  /* kinds auto */
+int mp_format_table(const mp_row *rows, size_t n, int kinds, char *buf, size_t cap, size_t *needed);
 
 const char *mp_strerror(int status);
 /* cffi:end */

@@ -210,6 +210,7 @@ static int take_locked(mp_meter *m, mp_watch *w, int flags, mp_view *out)
         forget(m);
     now = mp_now_ns();
     u.rss = u.uss = u.swap = u.peak_rss = MP_NONE;
+    u.anon = u.file = u.shmem = MP_NONE;
     errno = 0;
     rc = m->sampler.quick(m->sampler.ctx, &u);
     if (rc != 0)
@@ -254,6 +255,9 @@ static int take_locked(mp_meter *m, mp_watch *w, int flags, mp_view *out)
         m->anchor_ns = now;
     }
     out->rss = u.rss;
+    out->anon = u.anon;
+    out->file = u.file;
+    out->shmem = u.shmem;
     if (m->uss_base != MP_NONE && u.rss != MP_NONE && m->rss_base != MP_NONE)
         out->uss = m->uss_base + (u.rss - m->rss_base);
     else
@@ -281,6 +285,7 @@ static int take_unlocked(mp_meter *m, mp_watch *w, mp_view *out)
     int rc;
 
     u.rss = u.uss = u.swap = u.peak_rss = MP_NONE;
+    u.anon = u.file = u.shmem = MP_NONE;
     errno = 0;
     rc = m->sampler.quick(m->sampler.ctx, &u);
     if (rc != 0)
@@ -291,6 +296,9 @@ static int take_unlocked(mp_meter *m, mp_watch *w, mp_view *out)
     if (uss_base == MP_NONE || rss_base == MP_NONE || u.rss == MP_NONE)
         return MP_EAGAIN;   /* no anchor yet: wait for a locked reading */
     out->rss = u.rss;
+    out->anon = u.anon;
+    out->file = u.file;
+    out->shmem = u.shmem;
     out->uss = uss_base + (u.rss - rss_base);
     out->swap = m->swap;
     out->now_ns = now;
@@ -361,6 +369,9 @@ int mp_meter_read(mp_meter *m, int full, mp_usage *out)
         out->uss = v.uss;
         out->swap = v.swap;
         out->peak_rss = m->lifetime;
+        out->anon = v.anon;
+        out->file = v.file;
+        out->shmem = v.shmem;
     }
     mp_mutex_unlock(&m->lock);
     return rc;

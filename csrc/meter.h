@@ -23,6 +23,7 @@ typedef struct mp_view {
     int64_t rss;
     int64_t uss;        /* anchor uss + (rss - anchor rss), or a fresh full reading */
     int64_t swap;       /* from the anchor */
+    int64_t anon, file, shmem;  /* from the quick reading; MP_NONE where unknown */
     int64_t window;     /* highest rss since the watch's previous reading */
     int64_t open_peak;  /* the peak a line starting now begins with */
     int64_t now_ns;     /* time of the quick reading */

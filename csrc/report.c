@@ -1,10 +1,13 @@
 /*
  * report.c - format rows as the line-by-line table.
  *
- *   Callsite          Method Name        USS   Swap   Peak RSS  Hits   Increment
- *   -------------------------------------------------------------------------
- *   demo.py:12        work        26,525,696      0 28,057,600     1 +1,048,576
+ *   Callsite    Method Name        USS  Swap    Peak RSS  Hits  Increment (net)    Max/exec
+ *   ------------------------------------------------------------------------------------
+ *   demo.py:12  work        26,525,696     0  28,057,600     1       +1,048,576  +1,048,576
  *
+ * then, unless hidden, the kinds: "Anon (net)", "File (net)", "Shmem (net)",
+ * the sums of the changes in resident anonymous, file-backed and shared
+ * memory ("net", like the increment: over all executions).
  * Widths are measured in characters (UTF-8 code points), so non-ASCII paths
  * stay aligned.  Paths under the current directory are shown relative to
  * it; a callsite still wider than CALLSITE_MAX keeps its end (the file name
@@ -18,7 +21,8 @@
 #include <unistd.h>
 
 #define CALLSITE_MAX 40
-#define NCOLS 7
+#define NCOLS 11            /* all of them; the last KIND_COLS may be hidden */
+#define KIND_COLS 3
 #define NUM_MAX 32  /* "-9,223,372,036,854,775,808" plus sign and NUL */
 
 /* Output that counts what it would have written past cap. */
@@ -101,7 +105,11 @@ static const char *cell(const mp_row *r, int col, char *dst, const char *callsit
     case 3: fmt_bytes(dst, r->swap, 0); return dst;
     case 4: fmt_bytes(dst, r->peak_rss, 0); return dst;
     case 5: fmt_bytes(dst, r->hits, 0); return dst;
-    default: fmt_bytes(dst, r->increment, 1); return dst;
+    case 6: fmt_bytes(dst, r->increment, 1); return dst;
+    case 7: fmt_bytes(dst, r->max_increment, 1); return dst;
+    case 8: fmt_bytes(dst, r->anon_increment, 1); return dst;
+    case 9: fmt_bytes(dst, r->file_increment, 1); return dst;
+    default: fmt_bytes(dst, r->shmem_increment, 1); return dst;
     }
 }
 
@@ -115,7 +123,8 @@ static const char *relative(const char *filename, const char *cwd)
 }
 
 static const char *const HEADERS[NCOLS] = {
-    "Callsite", "Method Name", "USS", "Swap", "Peak RSS", "Hits", "Increment"
+    "Callsite", "Method Name", "USS", "Swap", "Peak RSS", "Hits", "Increment (net)", "Max/exec",
+    "Anon (net)", "File (net)", "Shmem (net)"
 };
 
 static void put_cell(out *o, const char *text, size_t w, int col)
@@ -127,12 +136,28 @@ static void put_cell(out *o, const char *text, size_t w, int col)
     if (col >= 2)
         pad(o, gap);  /* numbers align right */
     put(o, text, strlen(text));
-    if (col < 2 && col < NCOLS - 1)
+    if (col < 2)
         pad(o, gap);
+}
+
+static int any_kind(const mp_row *rows, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (rows[i].anon_increment != MP_NONE || rows[i].file_increment != MP_NONE ||
+            rows[i].shmem_increment != MP_NONE)
+            return 1;
+    return 0;
 }
 
 int mp_format(const mp_row *rows, size_t n, char *buf, size_t cap, size_t *needed)
 {
+    return mp_format_table(rows, n, MP_KINDS_AUTO, buf, cap, needed);
+}
+
+int mp_format_table(const mp_row *rows, size_t n, int kinds, char *buf, size_t cap, size_t *needed)
+{
+    int ncols;
     char **callsites;
     size_t widths[NCOLS];
     size_t total = 0;
@@ -142,15 +167,19 @@ int mp_format(const mp_row *rows, size_t n, char *buf, size_t cap, size_t *neede
     size_t i;
     int c;
 
-    if ((rows == NULL && n > 0) || (buf == NULL && cap > 0) || needed == NULL)
+    if ((rows == NULL && n > 0) || (buf == NULL && cap > 0) || needed == NULL ||
+        kinds < MP_KINDS_AUTO || kinds > 1)
         return MP_EINVAL;
+    if (kinds == MP_KINDS_AUTO)
+        kinds = any_kind(rows, n);
+    ncols = kinds ? NCOLS : NCOLS - KIND_COLS;
     callsites = calloc(n > 0 ? n : 1, sizeof *callsites);
     if (callsites == NULL)
         return MP_ENOMEM;
     if (getcwd(cwd, sizeof cwd) == NULL)
         cwd[0] = '\0';  /* unknown or too long: show paths as given */
 
-    for (c = 0; c < NCOLS; c++)
+    for (c = 0; c < ncols; c++)
         widths[c] = width(HEADERS[c]);
     for (i = 0; i < n; i++) {
         const char *file = rows[i].filename != NULL ? relative(rows[i].filename, cwd) : "?";
@@ -177,7 +206,7 @@ int mp_format(const mp_row *rows, size_t n, char *buf, size_t cap, size_t *neede
             memcpy(full, "...", 3);
         }
         callsites[i] = full;
-        for (c = 0; c < NCOLS; c++) {
+        for (c = 0; c < ncols; c++) {
             size_t w = width(cell(&rows[i], c, num, full));
             if (w > widths[c])
                 widths[c] = w;
@@ -187,7 +216,7 @@ int mp_format(const mp_row *rows, size_t n, char *buf, size_t cap, size_t *neede
     o.buf = buf;
     o.cap = cap;
     o.len = 0;
-    for (c = 0; c < NCOLS; c++) {
+    for (c = 0; c < ncols; c++) {
         put_cell(&o, HEADERS[c], widths[c], c);
         total += widths[c] + (c > 0 ? 2 : 0);
     }
@@ -196,7 +225,7 @@ int mp_format(const mp_row *rows, size_t n, char *buf, size_t cap, size_t *neede
         put(&o, "-", 1);
     put(&o, "\n", 1);
     for (i = 0; i < n; i++) {
-        for (c = 0; c < NCOLS; c++)
+        for (c = 0; c < ncols; c++)
             put_cell(&o, cell(&rows[i], c, num, callsites[i]), widths[c], c);
         put(&o, "\n", 1);
     }

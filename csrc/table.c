@@ -44,6 +44,7 @@ mp_site *mp_table_get(mp_table *t, int32_t code_id, int32_t lineno)
     site->uss = MP_NONE;
     site->swap = MP_NONE;
     site->peak_rss = MP_NONE;
+    site->max_increment = MP_NONE;
     HASH_ADD(hh, t->head, key, sizeof key, site);
     if (oom) {
         /* uthash left the table as it was; the new entry is ours to free. */

@@ -23,6 +23,10 @@ typedef struct mp_site {
     int64_t peak_rss;
     int64_t hits;
     int64_t increment;
+    int64_t max_increment;  /* MP_NONE until an execution had both readings */
+    int64_t anon_inc;       /* 0 while unknown: the tracer knows whether */
+    int64_t file_inc;
+    int64_t shmem_inc;
     int64_t seen_ns;    /* time of the reading behind uss and swap */
     UT_hash_handle hh;
 } mp_site;

@@ -38,10 +38,28 @@
  * moment, in this frame and the ones below it: they were all running.  A
  * line's peak_rss is the highest over its executions.  A sampler that
  * cannot reset gives lifetime peaks instead.
+ *
+ * Per line, besides the sum of its increments (net): the largest increment
+ * of one execution, and the sums of the changes in resident anonymous,
+ * file-backed and shared memory where the sampler tells them (quick
+ * readings do: statm on Linux).  Kinds are kept as 0 while unknown and
+ * reported as MP_NONE unless some reading gave them (`known`).
+ *
+ * What a line started from (USS, kinds) only matters if a reading comes
+ * before it closes: opening a line notes the number of readings so far,
+ * the next reading fills in the values for every line opened since (it
+ * walks the open frames anyway, for the peak), and a line that closes
+ * with no reading in between changed nothing, so its increments stay as
+ * they are.  The tight loop between readings pays for none of it.
+ *
+ * Every reading also goes into the tracer's bounded series (series.c),
+ * with the innermost open line: memory over time at no cost to events
+ * that take no reading.
  */
 #include "mempulse.h"
 #include "meter.h"
 #include "port.h"
+#include "series.h"
 #include "table.h"
 
 #include <errno.h>
@@ -53,10 +71,17 @@
 
 typedef struct mp_frame {
     mp_site *open;      /* the line running in this frame, or NULL */
-    int64_t before;     /* USS estimate when it started */
+    int64_t before;     /* USS estimate when it started ... */
+    int64_t before_anon, before_file, before_shmem;   /* ... and the kinds, */
+    uint64_t opened;    /* ... set at the first reading after `opened` */
     int64_t peak;       /* highest rss seen while it ran */
     int32_t code_id;
 } mp_frame;
+
+/* Bits of mp_tracer.known: which kinds some reading gave. */
+#define KNOWN_ANON 1
+#define KNOWN_FILE 2
+#define KNOWN_SHMEM 4
 
 struct mp_tracer {
     mp_meter *meter;
@@ -70,6 +95,10 @@ struct mp_tracer {
 
     int64_t uss;        /* current USS estimate */
     int64_t swap;       /* from the meter's anchor */
+    int64_t anon, file, shmem;  /* last known kinds; 0 while unknown */
+    int known;          /* KNOWN_* bits */
+    uint64_t readings;  /* readings taken so far */
+    mp_series_buf series;
     int64_t open_peak;  /* peak of a line starting now */
     int64_t anchor_ns;  /* time of the full reading behind uss */
     int64_t uss_age_ns; /* at finish */
@@ -127,12 +156,73 @@ static void fail(mp_tracer *t, int status)
     }
 }
 
-/* Charge the peak of the window that just ended to every open line. */
-static void note_peak(mp_tracer *t, int64_t peak)
+/* A reading is about to update the estimates: charge the peak of the
+ * window that just ended to every open line, and give the lines opened
+ * since the previous reading what they started from. */
+static void note_reading(mp_tracer *t, int64_t peak)
 {
     size_t i;
-    for (i = 0; i < t->depth; i++)
-        t->stack[i].peak = mp_max64(t->stack[i].peak, peak);
+    for (i = 0; i < t->depth; i++) {
+        mp_frame *f = &t->stack[i];
+        f->peak = mp_max64(f->peak, peak);
+        if (f->open != NULL && f->opened == t->readings) {
+            f->before = t->uss;
+            f->before_anon = t->anon;
+            f->before_file = t->file;
+            f->before_shmem = t->shmem;
+        }
+    }
+    t->readings++;
+}
+
+/* Take the kinds of a reading; an unknown one keeps its last value, so a
+ * failed split moves nothing.  A kind known for the first time starts the
+ * lines already open from its value (they opened at an unknown one). */
+static void note_kinds(mp_tracer *t, const mp_view *v)
+{
+    int got = (v->anon != MP_NONE ? KNOWN_ANON : 0) | (v->file != MP_NONE ? KNOWN_FILE : 0) |
+              (v->shmem != MP_NONE ? KNOWN_SHMEM : 0);
+    int fresh = got & ~t->known;
+    size_t i;
+    if (fresh != 0) {   /* once per tracer and kind */
+        for (i = 0; i < t->depth; i++) {
+            mp_frame *f = &t->stack[i];
+            if (fresh & KNOWN_ANON)
+                f->before_anon = v->anon;
+            if (fresh & KNOWN_FILE)
+                f->before_file = v->file;
+            if (fresh & KNOWN_SHMEM)
+                f->before_shmem = v->shmem;
+        }
+        t->known |= fresh;
+    }
+    if (got & KNOWN_ANON)
+        t->anon = v->anon;
+    if (got & KNOWN_FILE)
+        t->file = v->file;
+    if (got & KNOWN_SHMEM)
+        t->shmem = v->shmem;
+}
+
+/* The reading into the series, with the innermost open line. */
+static void note_point(mp_tracer *t, const mp_view *v)
+{
+    mp_point p;
+    size_t i = t->depth;
+    p.time_ns = v->now_ns;
+    p.rss = v->rss;
+    p.uss = v->uss;
+    p.code_id = -1;
+    p.lineno = 0;
+    while (i > 0) {
+        const mp_site *open = t->stack[--i].open;
+        if (open != NULL) {
+            p.code_id = open->key.code_id;
+            p.lineno = open->key.lineno;
+            break;
+        }
+    }
+    mp_series_add(&t->series, &p);
 }
 
 /* Bring the estimate up to date if a gate is open (or force is set).
@@ -155,11 +245,13 @@ static void refresh(mp_tracer *t, int force, int again)
     }
     t->last_ns = v.now_ns;
     t->last_tsc = mp_ticks();
-    note_peak(t, v.window);
+    note_reading(t, v.window);
     t->open_peak = v.open_peak;
     t->uss = v.uss;
     t->swap = v.swap;
     t->anchor_ns = v.anchor_ns;
+    note_kinds(t, &v);
+    note_point(t, &v);
     if (v.moved)
         t->hot = HOT_READINGS;
     else if (t->hot > 0)
@@ -172,8 +264,21 @@ static void close_line(mp_tracer *t, mp_frame *f)
     if (s == NULL)
         return;
     s->hits++;
-    if (t->uss != MP_NONE && f->before != MP_NONE)
-        s->increment += t->uss - f->before;
+    if (f->opened == t->readings) {
+        /* No reading since it opened: it moved nothing we saw. */
+        if (s->max_increment < 0 && t->uss != MP_NONE)
+            s->max_increment = 0;
+    } else {
+        if (t->uss != MP_NONE && f->before != MP_NONE) {
+            int64_t d = t->uss - f->before;
+            s->increment += d;
+            if (d > s->max_increment)   /* MP_NONE is the least */
+                s->max_increment = d;
+        }
+        s->anon_inc += t->anon - f->before_anon;
+        s->file_inc += t->file - f->before_file;
+        s->shmem_inc += t->shmem - f->before_shmem;
+    }
     s->uss = t->uss;
     s->swap = t->swap;
     s->seen_ns = t->last_ns;
@@ -208,6 +313,7 @@ int mp_tracer_new(mp_meter *meter, int64_t period_ns, mp_tracer **out)
     }
     t->uss = t->swap = t->open_peak = MP_NONE;
     t->anchor_ns = MP_NONE;
+    mp_series_init(&t->series);
     t->uss_age_ns = -1;
     *out = t;
     return MP_OK;
@@ -216,6 +322,7 @@ int mp_tracer_new(mp_meter *meter, int64_t period_ns, mp_tracer **out)
 static void destroy(mp_tracer *t)
 {
     mp_table_clear(&t->table);
+    mp_series_release(&t->series);
     free(t->stack);
     free(t);
 }
@@ -306,15 +413,23 @@ int mp_start(mp_tracer *t)
         return MP_ESTATE;
     if (t->err != MP_OK)
         return t->err;
+    /* Before the reading, so the buffer's pages are in the baseline.
+     * Without one (out of memory) the trace goes on without a series. */
+    (void)mp_series_reserve(&t->series);
     mp_meter_attach(t->meter, &t->watch);
     rc = mp_meter_take(t->meter, &t->watch, 0, &v);
+    if (t->series.start_ns == MP_NONE)
+        t->series.start_ns = rc == MP_OK ? v.now_ns : mp_now_ns();
     if (rc == MP_OK) {
         t->last_ns = v.now_ns;
         t->last_tsc = mp_ticks();
+        note_reading(t, v.window);
         t->open_peak = v.open_peak;
         t->uss = v.uss;
         t->swap = v.swap;
         t->anchor_ns = v.anchor_ns;
+        note_kinds(t, &v);
+        note_point(t, &v);
     } else if (rc == MP_EAGAIN) {
         /* Another thread's reading was under way (Python sampler): the
          * first event tries again. */
@@ -375,7 +490,7 @@ void mp_line(mp_tracer *t, int32_t lineno)
     refresh(t, 0, s == f->open);
     close_line(t, f);
     f->open = s;
-    f->before = t->uss;
+    f->opened = t->readings;
     f->peak = t->open_peak;
 }
 
@@ -419,6 +534,10 @@ int mp_merge(mp_tracer *dst, const mp_tracer *src)
             return MP_ENOMEM;
         d->hits += s->hits;
         d->increment += s->increment;
+        d->max_increment = mp_max64(d->max_increment, s->max_increment);
+        d->anon_inc += s->anon_inc;
+        d->file_inc += s->file_inc;
+        d->shmem_inc += s->shmem_inc;
         d->peak_rss = mp_max64(d->peak_rss, s->peak_rss);  /* MP_NONE is the least */
         /* "After the last execution": the later reading wins. */
         if (s->hits > 0 && (d->uss == MP_NONE || s->seen_ns >= d->seen_ns)) {
@@ -427,7 +546,8 @@ int mp_merge(mp_tracer *dst, const mp_tracer *src)
             d->seen_ns = s->seen_ns;
         }
     }
-    return MP_OK;
+    dst->known |= src->known;
+    return mp_series_merge(&dst->series, &src->series);
 }
 
 int mp_peak_per_line(const mp_tracer *t)
@@ -491,13 +611,30 @@ size_t mp_records(const mp_tracer *t, mp_record *out, size_t n)
         out[i].peak_rss = s->peak_rss;
         out[i].hits = s->hits;
         out[i].increment = s->increment;
+        out[i].max_increment = s->max_increment;
+        out[i].anon_increment = (t->known & KNOWN_ANON) ? s->anon_inc : MP_NONE;
+        out[i].file_increment = (t->known & KNOWN_FILE) ? s->file_inc : MP_NONE;
+        out[i].shmem_increment = (t->known & KNOWN_SHMEM) ? s->shmem_inc : MP_NONE;
     }
     return i;
 }
 
+size_t mp_series_count(const mp_tracer *t)
+{
+    return mp_series_len(&t->series);
+}
+
+size_t mp_series(const mp_tracer *t, mp_point *out, size_t n)
+{
+    if (out == NULL)
+        return 0;
+    return mp_series_copy(&t->series, out, n);
+}
+
 size_t mp_footprint(const mp_tracer *t)
 {
-    return sizeof *t + t->cap * sizeof *t->stack + mp_table_footprint(&t->table);
+    return sizeof *t + t->cap * sizeof *t->stack + mp_table_footprint(&t->table) +
+           mp_series_footprint(&t->series);
 }
 
 const char *mp_strerror(int status)

@@ -21,7 +21,7 @@ from mempulse._export import dump_csv, dump_json, load_json
 from mempulse._plot import plot
 from mempulse._profile import profile
 from mempulse._report import format_trace_result
-from mempulse._result import TraceRecord, TraceResult
+from mempulse._result import MemoryPoint, TraceRecord, TraceResult
 from mempulse._tracer import MemoryUsageTracer, cMemoryUsageTracer
 
 __version__ = "1.0.0"
@@ -44,6 +44,7 @@ def load_ipython_extension(ipython):
 
 
 __all__ = [
+    "MemoryPoint",
     "MemoryUsageTracer",
     "TraceRecord",
     "TraceResult",

@@ -5,12 +5,31 @@ import platform
 import time
 from collections import namedtuple
 
-#: One callsite's line-by-line figures.  The first six fields are the
-#: original mempulse tuple; sizes are bytes, ``None`` where unknown.
+#: One callsite's line-by-line figures; sizes are bytes, ``None`` where
+#: unknown.  The first six fields are the original mempulse tuple, then
+#: ``hits`` and ``increment`` (the sum over executions of the USS change);
+#: after them, each defaulting to ``None`` so that eight-field construction
+#: still works: ``max_increment`` (the largest USS increment of one
+#: execution) and ``anon_increment``, ``file_increment``,
+#: ``shmem_increment`` (sums over executions of the change in resident
+#: anonymous, file-backed and shared memory; ``None`` where the platform
+#: cannot tell)::
+#:
+#:     TraceRecord("app.py", 3, "load", 9293824, 0, 11366400, 1, 40050688)
 TraceRecord = namedtuple(
     "TraceRecord",
-    ["filename", "lineno", "function", "uss", "swap", "peak_rss", "hits", "increment"],
+    ["filename", "lineno", "function", "uss", "swap", "peak_rss", "hits", "increment",
+     "max_increment", "anon_increment", "file_increment", "shmem_increment"],
 )
+# namedtuple's defaults= is 3.7+; this works from 2.7 on.
+TraceRecord.__new__.__defaults__ = (None,) * 4
+
+#: One reading of memory over time: ``time`` in seconds since the trace
+#: started, ``rss`` and ``uss`` in bytes (``uss`` may be ``None``), and the
+#: line running then (``filename``, ``lineno``; ``None`` when none was)::
+#:
+#:     peak = max(result.series, key=lambda p: p.rss)
+MemoryPoint = namedtuple("MemoryPoint", ["time", "rss", "uss", "filename", "lineno"])
 
 
 class TraceResult(list):
@@ -24,19 +43,36 @@ class TraceResult(list):
         worst = max(results[0], key=lambda r: r.increment)
 
     ``metadata`` is a dict describing the run (see :func:`run_metadata`);
-    a result built by hand has an empty one.
+    a result built by hand has an empty one.  ``series`` is memory over
+    time, a list of :class:`MemoryPoint` in time order (at most 4096
+    whatever the length of the run; empty for a result built by hand)::
+
+        top = max(result.series, key=lambda p: p.rss)
+        print("peak %d bytes at %.3f s, line %s:%s" % (top.rss, top.time, top.filename, top.lineno))
     """
 
-    __slots__ = ("metadata",)
+    __slots__ = ("metadata", "_series")
 
-    def __init__(self, records=(), metadata=None):
+    def __init__(self, records=(), metadata=None, series=None):
         list.__init__(self, records)
         self.metadata = {} if metadata is None else metadata
+        self._series = [] if series is None else series
+
+    @property
+    def series(self):
+        series = self._series
+        if type(series) is LazySeries:
+            series = self._series = series.build()
+        return series
+
+    @series.setter
+    def series(self, value):
+        self._series = value
 
     def __reduce__(self):
         # list subclasses with __slots__ do not pickle or copy their slots
         # on Python 2 without help.
-        return (self.__class__, (list(self), self.metadata))
+        return (self.__class__, (list(self), self.metadata, self.series))
 
     def to_dict(self):
         """The result as JSON-ready dicts and lists (see :mod:`mempulse._export`)::
@@ -46,6 +82,15 @@ class TraceResult(list):
         from mempulse._export import result_to_dict
 
         return result_to_dict(self)
+
+
+class LazySeries(object):
+    """A series decoded when first read: ``build()`` gives the list."""
+
+    __slots__ = ("build",)
+
+    def __init__(self, build):
+        self.build = build
 
 
 def run_metadata(sampler, depth, start_time, **extra):

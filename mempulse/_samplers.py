@@ -212,6 +212,50 @@ def _peak_reader(psutil, source):
     return lambda: getrusage(self_).ru_maxrss * scale
 
 
+def _kinds_reader(none):
+    """A function of a psutil ``memory_info()`` giving (anon, file, shmem) in bytes.
+
+    psutil's ``shared`` (Linux only: statm's file-backed plus shared-memory
+    pages) gives anon = rss - shared; shared splits by ``RssShmem`` of
+    /proc/self/status, read again only when shared moved (a heap loop pays
+    nothing more, and reads no file).  ``none`` where unknown: everything
+    off Linux, file and shmem on a kernel before 4.5.
+    """
+    state = {"shared": None, "shmem": none}
+
+    def kinds(info):
+        shared = getattr(info, "shared", None)
+        if shared is None:
+            return none, none, none
+        shared = min(shared, info.rss)
+        if shared != state["shared"]:
+            state["shmem"] = _status_shmem(none)
+            state["shared"] = shared
+        shmem = state["shmem"]
+        if shmem == none:
+            return info.rss - shared, none, none
+        shmem = min(shmem, shared)  # status may lag statm by a few pages
+        return info.rss - shared, shared - shmem, shmem
+
+    return kinds
+
+
+def _status_shmem(none):
+    """RssShmem of /proc/self/status in bytes, or ``none``."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            text = f.read()
+    except (IOError, OSError):
+        return none
+    start = text.find(b"\nRssShmem:")
+    if start < 0:
+        return none
+    try:
+        return int(text[start + 10:text.index(b"kB", start)]) * 1024
+    except ValueError:
+        return none
+
+
 class _Source(object):
     """psutil's Process for the current process: psutil caches the pid, so a
     forked child makes its own."""
@@ -265,9 +309,13 @@ class _PsutilMeter(Meter):
 
             return callback
 
+        kinds = _kinds_reader(NONE)
+
         def quick(out):
-            out.rss = source.process().memory_info().rss
+            info = source.process().memory_info()
+            out.rss = info.rss
             out.peak_rss = peak()
+            out.anon, out.file, out.shmem = kinds(info)
 
         def full(out):
             info = source.process().memory_full_info()

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from mempulse import _core, _engine, _result, _samplers, _settrace, _sysmon
+from mempulse import _collect, _core, _engine, _result, _samplers, _settrace, _sysmon
 
 try:
     _INTEGER_TYPES = (int, long)  # noqa: F821 - Python 2
@@ -184,7 +184,7 @@ class _Tracer(object):
         return False
 
     def _collect(self, session):
-        lib, ffi = _core.lib, _core.ffi
+        lib = _core.lib
         main = session.main
         with main.lock:
             main._finish()
@@ -213,27 +213,8 @@ class _Tracer(object):
             driver=session.driver,
         )
         _add_c_metadata(metadata, main.c, session)
-        count = lib.mp_count(main.c)
-        records = ffi.new("mp_record[]", max(count, 1))
-        count = lib.mp_records(main.c, records, count)
-        names = session.names
-        from_c = _core.from_c
-        result = _result.TraceResult(metadata=metadata)
-        for i in range(count):
-            r = records[i]
-            filename, function = names[r.code_id]
-            result.append(
-                _result.TraceRecord(
-                    filename,
-                    int(r.lineno),
-                    function,
-                    from_c(r.uss),
-                    from_c(r.swap),
-                    from_c(r.peak_rss),
-                    int(r.hits),
-                    int(r.increment),
-                )
-            )
+        result = _result.TraceResult(_collect.records(main.c, session.names), metadata)
+        result.series = _collect.series(main.c, session.names)
         return result
 
     def _teardown(self, session):

@@ -13,7 +13,8 @@ IPython = pytest.importorskip("IPython")
 from IPython.core.error import UsageError  # noqa: E402
 from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
 
-ROW = re.compile(r"^(\S+):(\d+)\s+(\S+)\s+.*\s(\S+)$")
+# Callsite, Method Name, then USS, Swap, Peak RSS, Hits and the (net) increment.
+ROW = re.compile(r"^(\S+):(\d+)\s+(\S+)\s+(?:\S+\s+){4}(\S+)")
 
 
 @pytest.fixture(scope="module")

@@ -16,21 +16,60 @@ def widths(text):
     return set(len(line) for line in text.splitlines())
 
 
+HEADER = ["Callsite", "Method", "Name", "USS", "Swap", "Peak", "RSS", "Hits", "Increment", "(net)", "Max/exec"]
+KIND_HEADER = ["Anon", "(net)", "File", "(net)", "Shmem", "(net)"]
+
+
 def test_columns_and_numbers():
+    # Eight-field records (as built by hand before 1.1): no max, no kinds.
     table = mempulse.format_trace_result(ROWS)
     lines = table.splitlines()
     header = lines[0].split()
-    assert header == ["Callsite", "Method", "Name", "USS", "Swap", "Peak", "RSS", "Hits", "Increment"]
+    assert header == HEADER
     assert set(lines[1]) == set("-")
     assert len(lines) == 2 + len(ROWS)
     assert lines[2].split() == [
-        "/srv/app/job.py:12", "load", "26,525,696", "0", "28,057,600", "1", "+26,525,696",
+        "/srv/app/job.py:12", "load", "26,525,696", "0", "28,057,600", "1", "+26,525,696", "-",
     ]
     assert lines[3].split() == [
-        "/srv/app/job.py:13", "load", "147,431,424", "-", "148,926,464", "1,000", "-1,048,576",
+        "/srv/app/job.py:13", "load", "147,431,424", "-", "148,926,464", "1,000", "-1,048,576", "-",
     ]
-    assert lines[4].split() == ["job.py:7", "main", "-", "-", "-", "3", "0"]
+    assert lines[4].split() == ["job.py:7", "main", "-", "-", "-", "3", "0", "-"]
     assert len(widths(table)) == 1
+
+
+FULL_ROWS = [
+    # A loop line: 1,000 executions, net +1 MiB, the largest one +64 KiB,
+    # all of it anonymous memory.
+    TraceRecord("job.py", 12, "load", 26525696, 0, 28057600, 1000, 1048576, 65536, 1048576, 0, 0),
+    TraceRecord("job.py", 13, "load", 26525696, 0, 28057600, 1, 0, 0, -4096, 67108864, -67104768),
+    TraceRecord("job.py", 14, "load", 26525696, 0, 28057600, 1, 0, 0, None, None, None),
+]
+
+
+def test_max_per_execution_and_kinds_columns():
+    lines = mempulse.format_trace_result(FULL_ROWS).splitlines()
+    assert lines[0].split() == HEADER + KIND_HEADER
+    # The first columns stay where they were.
+    narrow = mempulse.format_trace_result(FULL_ROWS, kinds=False).splitlines()
+    assert lines[0].index("Max/exec") == narrow[0].index("Max/exec")
+    assert lines[2].split()[6:] == ["+1,048,576", "+65,536", "+1,048,576", "0", "0"]
+    assert lines[3].split()[6:] == ["0", "0", "-4,096", "+67,108,864", "-67,104,768"]
+    assert lines[4].split()[6:] == ["0", "0", "-", "-", "-"]
+    assert len(widths("\n".join(lines))) == 1
+
+
+def test_kinds_can_be_hidden_and_hide_themselves_when_unknown():
+    hidden = mempulse.format_trace_result(FULL_ROWS, kinds=False).splitlines()
+    assert hidden[0].split() == HEADER
+    assert hidden[2].split()[6:] == ["+1,048,576", "+65,536"]
+    # All unknown (psutil off Linux, a version 1 file): hidden by themselves.
+    assert mempulse.format_trace_result(FULL_ROWS[2:]).splitlines()[0].split() == HEADER
+    shown = mempulse.format_trace_result(FULL_ROWS[2:], kinds=True).splitlines()
+    assert shown[0].split() == HEADER + KIND_HEADER
+    assert shown[2].split()[-3:] == ["-", "-", "-"]
+    with pytest.raises(TypeError):
+        mempulse.format_trace_result(FULL_ROWS, kinds="no")
 
 
 def test_long_paths_are_shortened_from_the_left_and_stay_aligned():

@@ -210,3 +210,41 @@ def test_psutil_sampler_without_proc_fails_at_construction():
         stderr=subprocess.STDOUT,
     ).communicate()[0].decode("utf-8", "replace")
     assert "OSError" in out and "psutil" in out, out
+
+
+SAMPLERS = [
+    _samplers.ProcSampler,
+    pytest.param(
+        _samplers.PsutilSampler, marks=pytest.mark.skipif(not HAVE_PSUTIL, reason="psutil is not installed")
+    ),
+]
+
+
+def _status_kb(name):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(name + ":"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kinds are measured on Linux")
+@pytest.mark.parametrize("sampler", SAMPLERS, ids=["c", "psutil"])
+def test_a_reading_splits_resident_memory_by_kind(sampler):
+    """anon + file + shmem is rss, and each matches the kernel's own figure."""
+    from mempulse._core import ffi, lib
+
+    meter = _samplers.meter(sampler())
+    usage = ffi.new("mp_usage *")
+    block = touched(16 * MiB)
+    try:
+        assert lib.mp_meter_read(meter.c, 0, usage) == 0
+        status = dict((name, _status_kb(name)) for name in ("RssAnon", "RssFile", "RssShmem"))
+    finally:
+        block.close()
+    assert usage.anon + usage.file + usage.shmem == usage.rss
+    # Read a moment apart (and status's counters may lag by a few pages).
+    assert abs(usage.anon - status["RssAnon"]) < 2 * MiB
+    assert abs(usage.file - status["RssFile"]) < 2 * MiB
+    assert abs(usage.shmem - status["RssShmem"]) < 2 * MiB
+    assert usage.anon >= 16 * MiB

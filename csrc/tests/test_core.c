@@ -28,6 +28,8 @@
 #if defined(__linux__)
 #define MP_TEST_LINUX 1
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -162,6 +164,7 @@ static void remove_file(const char *dir, const char *name)
 static void blank(mp_usage *u)
 {
     u->rss = u->uss = u->swap = u->peak_rss = MP_NONE;
+    u->anon = u->file = u->shmem = MP_NONE;
 }
 #endif
 
@@ -445,6 +448,8 @@ typedef struct script {
     int quick_fail_rc;
     int full_fail_at;
     int full_fail_rc;
+    int kinds_from;       /* quick() gives the kinds from this call on (1-based); 0 = never */
+    int64_t anon, file, shmem;
 } script;
 
 /* Sleep until the meter's budget allows the next full reading: it spends at
@@ -471,6 +476,11 @@ static int script_quick(void *ctx, mp_usage *out)
     }
     out->rss = s->rss;
     out->peak_rss = s->peak;
+    if (s->kinds_from != 0 && s->quick_calls >= s->kinds_from) {
+        out->anon = s->anon;
+        out->file = s->file;
+        out->shmem = s->shmem;
+    }
     return 0;
 }
 
@@ -1648,6 +1658,445 @@ static void test_meter_threads(void)
 #endif
 
 /* ------------------------------------------------------------------------ */
+/* 2b. Largest increment per execution, memory by kind, memory over time    */
+
+/* max_increment: the largest (uss after - uss before) of one execution. */
+static void test_tracer_max_increment(void)
+{
+    script s;
+    mp_sampler smp;
+    mp_tracer *t = NULL;
+    mp_record r[3];
+    static const int64_t steps[] = {2000, 5000, -500};
+    int k;
+
+    script_init(&s, &smp, 10000000, 0, 0);
+    CHECK_EQ(tracer_on(&smp, 0, &t), MP_OK);
+    if (t == NULL)
+        return;
+    CHECK_EQ(mp_start(t), MP_OK);
+    mp_call(t, 1);
+    for (k = 0; k < 3; k++) {
+        mp_line(t, 1);
+        set_rss(&s, s.rss + steps[k]);
+        mp_line(t, 2);
+        set_rss(&s, s.rss - 100 * (k + 1));  /* line 2 only ever frees */
+    }
+    mp_line(t, 3);                           /* opens and closes, nothing moves */
+    CHECK_EQ(mp_finish(t), MP_OK);
+    CHECK_EQ(mp_records(t, r, 3), 3);
+    CHECK_EQ(r[0].increment, 6500);
+    CHECK_EQ(r[0].max_increment, 5000);
+    CHECK_EQ(r[1].increment, -600);
+    CHECK_EQ(r[1].max_increment, -100);      /* the largest of three decreases */
+    CHECK_EQ(r[2].max_increment, 0);
+    /* Without a sampler's kinds, they are unknown. */
+    CHECK_EQ(r[0].anon_increment, MP_NONE);
+    CHECK_EQ(r[0].file_increment, MP_NONE);
+    CHECK_EQ(r[0].shmem_increment, MP_NONE);
+    mp_tracer_free(t);
+}
+
+/* Kinds: sums of each kind's change per line, merged by addition; a kind
+ * that becomes known mid-line starts that line from its first value. */
+static void test_tracer_kinds(void)
+{
+    script sa, sb;
+    mp_sampler ma, mb;
+    mp_tracer *a = NULL, *b = NULL;
+    mp_record r[3];
+    int k;
+
+    script_init(&sa, &ma, 10000000, 0, 0);
+    sa.kinds_from = 1;
+    sa.anon = 6000000;
+    sa.file = 3000000;
+    sa.shmem = 1000000;
+    CHECK_EQ(tracer_on(&ma, 0, &a), MP_OK);
+    /* b's sampler gives kinds from its third reading on (start, line 10, then ...). */
+    script_init(&sb, &mb, 10000000, 0, 0);
+    sb.kinds_from = 3;
+    sb.anon = 50000000;
+    sb.file = 0;
+    sb.shmem = 0;
+    CHECK_EQ(tracer_on(&mb, 0, &b), MP_OK);
+    if (a == NULL || b == NULL) {
+        mp_tracer_free(a);
+        mp_tracer_free(b);
+        return;
+    }
+    CHECK_EQ(mp_start(a), MP_OK);
+    mp_call(a, 1);
+    for (k = 0; k < 2; k++) {
+        mp_line(a, 10);                 /* +4096 anon, +8192 file, +12288 shmem */
+        sa.anon += 4096;
+        sa.file += 8192;
+        sa.shmem += 12288;
+        set_rss(&sa, sa.rss + 4096 + 8192 + 12288);
+        mp_line(a, 11);                 /* -4096 shmem */
+        sa.shmem -= 4096;
+        set_rss(&sa, sa.rss - 4096);
+    }
+    CHECK_EQ(mp_finish(a), MP_OK);
+    CHECK_EQ(mp_records(a, r, 3), 2);
+    CHECK_EQ(r[0].anon_increment, 2 * 4096);
+    CHECK_EQ(r[0].file_increment, 2 * 8192);
+    CHECK_EQ(r[0].shmem_increment, 2 * 12288);
+    CHECK_EQ(r[1].anon_increment, 0);
+    CHECK_EQ(r[1].file_increment, 0);
+    CHECK_EQ(r[1].shmem_increment, -2 * 4096);
+    CHECK_EQ(r[0].max_increment, 4096 + 8192 + 12288);
+
+    CHECK_EQ(mp_start(b), MP_OK);       /* reading 1: no kinds */
+    mp_call(b, 1);
+    mp_line(b, 10);                     /* reading 2: none yet */
+    sb.anon += 1000;
+    set_rss(&sb, sb.rss + 1000);
+    mp_line(b, 20);                     /* reading 3: kinds known; line 10 gets 0, not 50 MB */
+    sb.anon += 7000;
+    set_rss(&sb, sb.rss + 7000);
+    CHECK_EQ(mp_finish(b), MP_OK);
+    CHECK_EQ(mp_records(b, r, 3), 2);
+    CHECK_EQ(r[0].anon_increment, 0);
+    CHECK_EQ(r[1].anon_increment, 7000);
+    CHECK_EQ(r[1].file_increment, 0);
+
+    CHECK_EQ(mp_merge(a, b), MP_OK);
+    CHECK_EQ(mp_records(a, r, 3), 3);
+    CHECK_EQ(r[0].lineno, 10);
+    CHECK_EQ(r[0].anon_increment, 2 * 4096 + 0);
+    CHECK_EQ(r[0].max_increment, 4096 + 8192 + 12288);   /* max of both */
+    CHECK_EQ(r[2].lineno, 20);
+    CHECK_EQ(r[2].anon_increment, 7000);
+    CHECK_EQ(r[2].max_increment, 7000);
+    mp_tracer_free(a);
+    mp_tracer_free(b);
+}
+
+/* Points of t into a fresh array (caller frees); *n gets the count. */
+static mp_point *series_of(const mp_tracer *t, size_t *n)
+{
+    mp_point *pts = malloc(MP_SERIES_MAX * sizeof *pts);
+    *n = 0;
+    if (pts == NULL)
+        return NULL;
+    memset(pts, 0x5A, MP_SERIES_MAX * sizeof *pts);
+    CHECK(mp_series_count(t) <= MP_SERIES_MAX);
+    *n = mp_series(t, pts, MP_SERIES_MAX);
+    CHECK_EQ(*n, mp_series_count(t));
+    return pts;
+}
+
+static int series_ordered(const mp_point *pts, size_t n)
+{
+    size_t i;
+    for (i = 1; i < n; i++)
+        if (pts[i].time_ns < pts[i - 1].time_ns)
+            return 0;
+    return 1;
+}
+
+/* The highest rss of the series and where it is. */
+static size_t series_argmax(const mp_point *pts, size_t n)
+{
+    size_t i, best = 0;
+    for (i = 1; i < n; i++)
+        if (pts[i].rss > pts[best].rss)
+            best = i;
+    return best;
+}
+
+/* rss of reading k of a long run: a saw tooth with one spike. */
+static int64_t saw(long k, long spike)
+{
+    return k == spike ? 900000000 : 100000000 + (k % 1000) * 4096;
+}
+
+/* Drive t through `readings` readings (period 0: one per event), the
+ * spike at reading `spike`, on lines 1..3 of code 4. */
+static void run_series(mp_tracer *t, script *s, long readings, long spike)
+{
+    long k;
+    set_rss(s, saw(0, spike));
+    CHECK_EQ(mp_start(t), MP_OK);           /* reading 0 */
+    mp_call(t, 4);
+    for (k = 1; k < readings - 1; k++) {    /* a reading at each line's start */
+        set_rss(s, saw(k, spike));
+        mp_line(t, (int32_t)(k % 3) + 1);
+    }
+    set_rss(s, saw(readings - 1, spike));
+    CHECK_EQ(mp_finish(t), MP_OK);          /* the last reading */
+}
+
+static void test_series_bounded(void)
+{
+    script s;
+    mp_sampler smp;
+    mp_tracer *t = NULL;
+    mp_point *pts;
+    size_t n, top;
+    long readings = 50000, spike = 31337;
+    size_t fp_start, fp_end;
+
+    /* A short run: every reading is a point, with the line that ran. */
+    script_init(&s, &smp, 1000000, 0, 0);
+    CHECK_EQ(tracer_on(&smp, 0, &t), MP_OK);
+    if (t == NULL)
+        return;
+    CHECK_EQ(mp_series_count(t), 0);
+    CHECK_EQ(mp_series(t, NULL, 0), 0);
+    CHECK_EQ(mp_start(t), MP_OK);
+    mp_call(t, 7);
+    mp_line(t, 1);
+    set_rss(&s, 1004096);
+    mp_line(t, 2);                          /* the reading that closes line 1 */
+    set_rss(&s, 1000000);
+    mp_return(t);
+    CHECK_EQ(mp_finish(t), MP_OK);
+    pts = series_of(t, &n);
+    CHECK_EQ(n, 5);     /* start, line 1's start and end, line 2's end (return), finish */
+    if (pts != NULL && n == 5) {
+        CHECK_EQ(pts[0].time_ns, 0);
+        CHECK_EQ(pts[0].code_id, -1);       /* before any line */
+        CHECK_EQ(pts[0].rss, 1000000);
+        CHECK_EQ(pts[0].uss, 1000000);
+        CHECK_EQ(pts[1].rss, 1000000);      /* line 1 just opened: */
+        CHECK_EQ(pts[1].code_id, -1);       /* nothing was open at its reading */
+        CHECK_EQ(pts[2].rss, 1004096);
+        CHECK_EQ(pts[2].code_id, 7);
+        CHECK_EQ(pts[2].lineno, 1);
+        CHECK_EQ(pts[3].rss, 1000000);
+        CHECK_EQ(pts[3].lineno, 2);
+        CHECK_EQ(pts[4].code_id, -1);       /* finish: the frame had returned */
+        CHECK(series_ordered(pts, n));
+    }
+    free(pts);
+    mp_tracer_free(t);
+
+    /* Far more readings than points. */
+    script_init(&s, &smp, saw(0, spike), 0, 0);
+    CHECK_EQ(tracer_on(&smp, 0, &t), MP_OK);
+    if (t == NULL)
+        return;
+    run_series(t, &s, readings / 2, -1);
+    fp_start = mp_footprint(t);
+    run_series(t, &s, readings, spike);     /* restarted: the series goes on */
+    fp_end = mp_footprint(t);
+    CHECK_EQ(fp_end, fp_start);             /* the series allocates nothing as it grows */
+    CHECK_EQ(s.quick_calls, readings / 2 + readings);
+    pts = series_of(t, &n);
+    CHECK(n <= MP_SERIES_MAX);
+    CHECK(n >= MP_SERIES_MAX / 2);          /* halving keeps at least half */
+    if (pts != NULL && n > 2) {
+        CHECK(series_ordered(pts, n));
+        CHECK_EQ(pts[0].rss, saw(0, spike));        /* the first reading */
+        CHECK_EQ(pts[0].time_ns, 0);
+        CHECK_EQ(pts[n - 1].rss, saw(readings - 1, spike));   /* the last */
+        top = series_argmax(pts, n);
+        CHECK_EQ(pts[top].rss, 900000000);          /* the spike survived */
+        CHECK_EQ(pts[top].code_id, 4);
+        CHECK_EQ(pts[top].lineno, (spike - 1) % 3 + 1);  /* the line it ended */
+    }
+    free(pts);
+    mp_tracer_free(t);
+}
+
+/* Threads' series merge in time order, re-bounded; sequential tracers
+ * (calls of one function) append; a tracer never started adopts them. */
+static void test_series_merge(void)
+{
+    script sa, sb;
+    mp_sampler ma, mb;
+    mp_tracer *a = NULL, *b = NULL, *agg = NULL;
+    mp_point *pts;
+    size_t n, top, na;
+    long k;
+
+    script_init(&sa, &ma, 100000000, 0, 0);
+    script_init(&sb, &mb, 200000000, 0, 0);
+    CHECK_EQ(tracer_on(&ma, 0, &a), MP_OK);
+    CHECK_EQ(tracer_on(&mb, 0, &b), MP_OK);
+    CHECK_EQ(tracer_on(&ma, 0, &agg), MP_OK);
+    if (a == NULL || b == NULL || agg == NULL)
+        goto out;
+
+    /* Interleaved, as two threads: small first. */
+    CHECK_EQ(mp_start(a), MP_OK);
+    mp_call(a, 1);
+    CHECK_EQ(mp_start(b), MP_OK);
+    mp_call(b, 2);
+    for (k = 0; k < 10; k++) {
+        set_rss(&sa, 100000000 + k);
+        mp_line(a, 1);
+        set_rss(&sb, 200000000 + k);
+        mp_line(b, 1);
+    }
+    CHECK_EQ(mp_finish(a), MP_OK);
+    CHECK_EQ(mp_finish(b), MP_OK);
+    na = mp_series_count(a);
+    CHECK_EQ(na, 12);
+    CHECK_EQ(mp_series_count(b), 12);
+    CHECK_EQ(mp_merge(a, b), MP_OK);
+    pts = series_of(a, &n);
+    CHECK_EQ(n, 24);
+    if (pts != NULL) {
+        CHECK(series_ordered(pts, n));
+        CHECK_EQ(pts[0].rss, 100000000);    /* a started first */
+        CHECK_EQ(pts[n - 1].code_id, 2);    /* b finished last */
+    }
+    free(pts);
+
+    /* Both far beyond the bound: the merge is bounded, ordered, keeps
+     * the spike (in b), the earliest and the latest reading. */
+    mp_tracer_free(a);
+    mp_tracer_free(b);
+    a = b = NULL;
+    CHECK_EQ(tracer_on(&ma, 0, &a), MP_OK);
+    CHECK_EQ(tracer_on(&mb, 0, &b), MP_OK);
+    if (a == NULL || b == NULL)
+        goto out;
+    set_rss(&sa, 100000000);
+    set_rss(&sb, 200000000);
+    CHECK_EQ(mp_start(a), MP_OK);
+    CHECK_EQ(mp_start(b), MP_OK);
+    mp_call(a, 1);
+    mp_call(b, 2);
+    for (k = 0; k < 20000; k++) {
+        set_rss(&sa, 100000000 + (k % 77) * 4096);
+        mp_line(a, (int32_t)(k % 2) + 1);
+        set_rss(&sb, k == 12345 ? 999000000 : 200000000 + (k % 55) * 4096);
+        mp_line(b, (int32_t)(k % 2) + 1);
+    }
+    set_rss(&sb, 200000001);
+    CHECK_EQ(mp_finish(a), MP_OK);
+    CHECK_EQ(mp_finish(b), MP_OK);
+    CHECK_EQ(mp_merge(a, b), MP_OK);
+    pts = series_of(a, &n);
+    CHECK(n <= MP_SERIES_MAX && n >= MP_SERIES_MAX / 2);
+    if (pts != NULL && n > 2) {
+        CHECK(series_ordered(pts, n));
+        CHECK_EQ(pts[0].rss, 100000000);
+        CHECK_EQ(pts[0].time_ns, 0);
+        CHECK_EQ(pts[n - 1].rss, 200000001);
+        top = series_argmax(pts, n);
+        CHECK_EQ(pts[top].rss, 999000000);
+        CHECK_EQ(pts[top].code_id, 2);
+    }
+    free(pts);
+
+    /* Aggregation: a tracer never started takes a's series, then b's
+     * again later (b restarted: its readings all come after a's). */
+    CHECK_EQ(mp_series_count(agg), 0);
+    CHECK_EQ(mp_merge(agg, a), MP_OK);
+    CHECK_EQ(mp_series_count(agg), mp_series_count(a));
+    set_rss(&sb, 300000000);
+    CHECK_EQ(mp_start(b), MP_OK);
+    mp_call(b, 3);
+    mp_line(b, 9);
+    set_rss(&sb, 300004096);
+    CHECK_EQ(mp_finish(b), MP_OK);
+    CHECK_EQ(mp_merge(agg, b), MP_OK);
+    pts = series_of(agg, &n);
+    CHECK(n <= MP_SERIES_MAX);
+    if (pts != NULL && n > 2) {
+        CHECK(series_ordered(pts, n));
+        CHECK_EQ(pts[0].rss, 100000000);
+        CHECK_EQ(pts[n - 1].rss, 300004096);
+        top = series_argmax(pts, n);
+        CHECK_EQ(pts[top].rss, 999000000);
+    }
+    free(pts);
+out:
+    mp_tracer_free(a);
+    mp_tracer_free(b);
+    mp_tracer_free(agg);
+}
+
+#ifdef MP_TEST_LINUX
+/* The /proc sampler's kinds against real memory: anonymous pages, a file
+ * mapped and read, and shared memory (MAP_SHARED|MAP_ANONYMOUS is shmem). */
+static void test_sampler_kinds_real(void)
+{
+    const size_t size = 16 * 1024 * 1024;
+    mp_proc *p = NULL;
+    mp_usage a, b;
+    char path[] = "/tmp/mempulse-test-XXXXXX";
+    volatile char *map;
+    char *anon;
+    size_t i;
+    long sum = 0;
+    int fd;
+
+    CHECK_EQ(mp_proc_open("/proc/self", &p), MP_OK);
+    if (p == NULL)
+        return;
+    blank(&a);
+    CHECK_EQ(mp_proc_quick(p, &a), MP_OK);
+    CHECK(a.anon > 0 && a.file > 0 && a.shmem >= 0);
+    CHECK_EQ(a.anon + a.file + a.shmem, a.rss);
+
+    anon = malloc(size);
+    CHECK(anon != NULL);
+    if (anon != NULL)
+        memset(anon, 3, size);
+    g_sink = anon;
+    blank(&b);
+    CHECK_EQ(mp_proc_quick(p, &b), MP_OK);
+    CHECK(b.anon - a.anon >= (int64_t)size - 2 * MIB);
+    CHECK(llabs(b.file - a.file) < 2 * MIB);
+    CHECK(llabs(b.shmem - a.shmem) < 2 * MIB);
+    free(anon);
+    g_sink = NULL;
+
+    fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd >= 0 && ftruncate(fd, (off_t)size) == 0) {
+        /* Written through write(2) so the pages are in the page cache, then
+         * mapped and read: file-backed resident memory. */
+        char chunk[65536];
+        memset(chunk, 7, sizeof chunk);
+        for (i = 0; i < size; i += sizeof chunk)
+            CHECK_EQ(pwrite(fd, chunk, sizeof chunk, (off_t)i), (long)sizeof chunk);
+        blank(&a);
+        CHECK_EQ(mp_proc_quick(p, &a), MP_OK);
+        map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+        CHECK(map != MAP_FAILED);
+        if (map != MAP_FAILED) {
+            for (i = 0; i < size; i += 4096)
+                sum += map[i];
+            blank(&b);
+            CHECK_EQ(mp_proc_quick(p, &b), MP_OK);
+            CHECK(sum == 7 * (long)(size / 4096));
+            CHECK(b.file - a.file >= (int64_t)size - 2 * MIB);
+            CHECK(llabs(b.anon - a.anon) < 2 * MIB);
+            CHECK(llabs(b.shmem - a.shmem) < 2 * MIB);
+            (void)munmap((void *)map, size);
+        }
+    }
+    if (fd >= 0) {
+        (void)close(fd);
+        (void)unlink(path);
+    }
+
+    blank(&a);
+    CHECK_EQ(mp_proc_quick(p, &a), MP_OK);
+    map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(map != MAP_FAILED);
+    if (map != MAP_FAILED) {
+        for (i = 0; i < size; i += 4096)
+            map[i] = 1;
+        blank(&b);
+        CHECK_EQ(mp_proc_quick(p, &b), MP_OK);
+        CHECK(b.shmem - a.shmem >= (int64_t)size - 2 * MIB);
+        CHECK(llabs(b.anon - a.anon) < 2 * MIB);
+        CHECK(llabs(b.file - a.file) < 2 * MIB);
+        (void)munmap((void *)map, size);
+    }
+    mp_proc_close(p);
+}
+#endif
+
+/* ------------------------------------------------------------------------ */
 /* 3. Memory bounds                                                          */
 
 static void test_footprint(void)
@@ -1864,13 +2313,15 @@ static void test_report(void)
     strcat(cyrpath, ".py");
 
     memset(rows, 0, sizeof rows);
-    rows[0] = (mp_row){"demo.py", 12, "work", 26525696, 0, 28057600, 1, 1048576};
-    rows[1] = (mp_row){"demo.py", 13, "work", 1234567, MP_NONE, MP_NONE, 1234567, -1048576};
+    /* No kinds known: their columns are hidden (MP_KINDS_AUTO). */
+    rows[0] = (mp_row){"demo.py", 12, "work", 26525696, 0, 28057600, 1, 1048576, 1048576, MP_NONE, MP_NONE, MP_NONE};
+    rows[1] = (mp_row){"demo.py", 13, "work", 1234567, MP_NONE, MP_NONE, 1234567, -1048576,
+                       -1, MP_NONE, MP_NONE, MP_NONE};
     rows[2] = (mp_row){"/tmp/ünïcode/файл.py", 7,
-                       "функ", INT64_MAX, INT64_MIN + 1, 0, 0, 0};
-    rows[3] = (mp_row){longpath, 123, "f", 1, 2, 3, 4, 5};
-    rows[4] = (mp_row){cyrpath, 9, "g", 1, 2, 3, 4, -5};
-    rows[5] = (mp_row){NULL, 1, NULL, MP_NONE, MP_NONE, MP_NONE, MP_NONE, MP_NONE};
+                       "функ", INT64_MAX, INT64_MIN + 1, 0, 0, 0, 0, MP_NONE, MP_NONE, MP_NONE};
+    rows[3] = (mp_row){longpath, 123, "f", 1, 2, 3, 4, 5, 5, MP_NONE, MP_NONE, MP_NONE};
+    rows[4] = (mp_row){cyrpath, 9, "g", 1, 2, 3, 4, -5, -5, MP_NONE, MP_NONE, MP_NONE};
+    rows[5] = (mp_row){NULL, 1, NULL, MP_NONE, MP_NONE, MP_NONE, MP_NONE, MP_NONE, MP_NONE, MP_NONE, MP_NONE, MP_NONE};
 
     text = format(rows, 6);
     CHECK(text != NULL);
@@ -1888,15 +2339,19 @@ static void test_report(void)
     CHECK(strstr(line, "Swap") != NULL);
     CHECK(strstr(line, "Peak RSS") != NULL);
     CHECK(strstr(line, "Hits") != NULL);
-    CHECK(strstr(line, "Increment") != NULL);
+    CHECK(strstr(line, "Increment (net)") != NULL);
+    CHECK(strstr(line, "Max/exec") != NULL);
+    CHECK(strstr(line, "Anon") == NULL);    /* no kinds known: hidden */
     CHECK(strstr(line, "USS") < strstr(line, "Swap"));
     CHECK(strstr(line, "Hits") < strstr(line, "Increment"));
+    CHECK(strstr(line, "Increment") < strstr(line, "Max/exec"));
+    CHECK(ends_with(line, "Max/exec"));
     CHECK(get_line(text, 1, line, sizeof line) > 0);
     CHECK(strspn(line, "-") == strlen(line));
 
     /* row 0: demo.py:12 work 26,525,696 0 28,057,600 1 +1,048,576 */
     CHECK(get_line(text, 2, line, sizeof line) > 0);
-    CHECK_EQ(fields(line, f, 16), 7);
+    CHECK_EQ(fields(line, f, 16), 8);
     CHECK(strcmp(f[0], "demo.py:12") == 0);
     CHECK(strcmp(f[1], "work") == 0);
     CHECK(strcmp(f[2], "26,525,696") == 0);
@@ -1904,19 +2359,21 @@ static void test_report(void)
     CHECK(strcmp(f[4], "28,057,600") == 0);
     CHECK(strcmp(f[5], "1") == 0);
     CHECK(strcmp(f[6], "+1,048,576") == 0);
+    CHECK(strcmp(f[7], "+1,048,576") == 0);
 
     /* row 1: thousands separators, MP_NONE as "-", negative increment */
     CHECK(get_line(text, 3, line, sizeof line) > 0);
-    CHECK_EQ(fields(line, f, 16), 7);
+    CHECK_EQ(fields(line, f, 16), 8);
     CHECK(strcmp(f[2], "1,234,567") == 0);
     CHECK(strcmp(f[3], "-") == 0);
     CHECK(strcmp(f[4], "-") == 0);
     CHECK(strcmp(f[5], "1,234,567") == 0);
     CHECK(strcmp(f[6], "-1,048,576") == 0);
+    CHECK(strcmp(f[7], "-1") == 0);
 
     /* row 2: UTF-8 names, extreme values, zero increment without sign */
     CHECK(get_line(text, 4, line, sizeof line) > 0);
-    CHECK_EQ(fields(line, f, 16), 7);
+    CHECK_EQ(fields(line, f, 16), 8);
     CHECK(strcmp(f[0], "/tmp/ünïcode/файл.py:7") == 0);
     CHECK(strcmp(f[1], "функ") == 0);
     CHECK(strcmp(f[2], "9,223,372,036,854,775,807") == 0);
@@ -1924,10 +2381,11 @@ static void test_report(void)
     CHECK(strcmp(f[4], "0") == 0);
     CHECK(strcmp(f[5], "0") == 0);
     CHECK(strcmp(f[6], "0") == 0);
+    CHECK(strcmp(f[7], "0") == 0);
 
     /* row 3: long path shortened from the left, file and line kept */
     CHECK(get_line(text, 5, line, sizeof line) > 0);
-    CHECK_EQ(fields(line, f, 16), 7);
+    CHECK_EQ(fields(line, f, 16), 8);
     CHECK(strncmp(f[0], "...", 3) == 0);
     CHECK(ends_with(f[0], "/file.py:123"));
     CHECK(strlen(f[0]) <= 40);
@@ -1936,7 +2394,7 @@ static void test_report(void)
 
     /* row 4: shortened inside multi-byte characters: still valid UTF-8 */
     CHECK(get_line(text, 6, line, sizeof line) > 0);
-    CHECK_EQ(fields(line, f, 16), 7);
+    CHECK_EQ(fields(line, f, 16), 8);
     CHECK(strncmp(f[0], "...", 3) == 0);
     CHECK(ends_with(f[0], "ж.py:9"));
     CHECK_EQ(u8len(f[0], strlen(f[0])), 40);
@@ -1945,9 +2403,9 @@ static void test_report(void)
 
     /* row 5: NULL filename and function; all numbers unknown */
     CHECK(get_line(text, 7, line, sizeof line) > 0);
-    CHECK_EQ(fields(line, f, 16), 6); /* the empty function leaves no field */
+    CHECK_EQ(fields(line, f, 16), 7); /* the empty function leaves no field */
     CHECK(strcmp(f[0], "?:1") == 0);
-    for (k = 1; k < 6; k++)
+    for (k = 1; k < 7; k++)
         CHECK(strcmp(f[k], "-") == 0);
     free(text);
 
@@ -2006,6 +2464,79 @@ static void test_report(void)
     }
 }
 
+/* The kinds' columns: shown when some row knows one (or asked), hidden
+ * when asked; the other columns do not move. */
+static void test_report_kinds(void)
+{
+    char line[1024];
+    char *f[16];
+    char *text;
+    size_t needed = 0;
+    mp_row rows[2];
+
+    memset(rows, 0, sizeof rows);
+    rows[0] = (mp_row){"k.py", 1, "f", 100, 0, 200, 1, 52428800, 52428800,
+                       52428800, 0, MP_NONE};
+    rows[1] = (mp_row){"k.py", 2, "f", 100, 0, 200, 3, -4096, 4096,
+                       MP_NONE, 67108864, -8192};
+    text = format(rows, 2);
+    CHECK(text != NULL);
+    if (text == NULL)
+        return;
+    CHECK(aligned(text));
+    CHECK(get_line(text, 0, line, sizeof line) > 0);
+    CHECK(strstr(line, "Max/exec") < strstr(line, "Anon (net)"));
+    CHECK(strstr(line, "Anon (net)") < strstr(line, "File (net)"));
+    CHECK(ends_with(line, "Shmem (net)"));
+    CHECK(get_line(text, 2, line, sizeof line) > 0);
+    CHECK_EQ(fields(line, f, 16), 11);
+    CHECK(strcmp(f[6], "+52,428,800") == 0);
+    CHECK(strcmp(f[7], "+52,428,800") == 0);
+    CHECK(strcmp(f[8], "+52,428,800") == 0);
+    CHECK(strcmp(f[9], "0") == 0);
+    CHECK(strcmp(f[10], "-") == 0);
+    CHECK(get_line(text, 3, line, sizeof line) > 0);
+    CHECK_EQ(fields(line, f, 16), 11);
+    CHECK(strcmp(f[6], "-4,096") == 0);
+    CHECK(strcmp(f[7], "+4,096") == 0);
+    CHECK(strcmp(f[8], "-") == 0);
+    CHECK(strcmp(f[9], "+67,108,864") == 0);
+    CHECK(strcmp(f[10], "-8,192") == 0);
+    free(text);
+
+    /* Hidden on request: the same first eight columns. */
+    CHECK_EQ(mp_format_table(rows, 2, 0, NULL, 0, &needed), MP_ERANGE);
+    text = malloc(needed);
+    if (text != NULL) {
+        CHECK_EQ(mp_format_table(rows, 2, 0, text, needed, &needed), MP_OK);
+        CHECK(aligned(text));
+        CHECK(strstr(text, "Anon") == NULL);
+        CHECK(get_line(text, 3, line, sizeof line) > 0);
+        CHECK_EQ(fields(line, f, 16), 8);
+        CHECK(strcmp(f[7], "+4,096") == 0);
+        free(text);
+    }
+    /* Shown on request though unknown: dashes. */
+    rows[0].anon_increment = rows[0].file_increment = MP_NONE;
+    rows[1].file_increment = rows[1].shmem_increment = MP_NONE;
+    CHECK_EQ(mp_format_table(rows, 2, 1, NULL, 0, &needed), MP_ERANGE);
+    text = malloc(needed);
+    if (text != NULL) {
+        CHECK_EQ(mp_format_table(rows, 2, 1, text, needed, &needed), MP_OK);
+        CHECK(strstr(text, "Shmem (net)") != NULL);
+        CHECK(get_line(text, 2, line, sizeof line) > 0);
+        CHECK_EQ(fields(line, f, 16), 11);
+        CHECK(strcmp(f[8], "-") == 0);
+        free(text);
+    }
+    CHECK_EQ(mp_format(rows, 2, NULL, 0, &needed), MP_ERANGE);   /* auto: hidden */
+    text = format(rows, 2);
+    CHECK(text != NULL && strstr(text, "Anon") == NULL);
+    free(text);
+    CHECK_EQ(mp_format_table(rows, 2, 2, NULL, 0, &needed), MP_EINVAL);
+    CHECK_EQ(mp_format_table(rows, 2, -2, NULL, 0, &needed), MP_EINVAL);
+}
+
 static void test_strerror(void)
 {
     static const int all[] = {MP_OK, MP_ENOMEM, MP_ESTATM, MP_EROLLUP, MP_EPARSE,
@@ -2049,8 +2580,16 @@ int main(void)
 #endif
     test_tracer_movement_gate();
     test_meter_not_serial();
+    test_tracer_max_increment();
+    test_tracer_kinds();
+    test_series_bounded();
+    test_series_merge();
+#ifdef MP_TEST_LINUX
+    test_sampler_kinds_real();
+#endif
     test_footprint();
     test_report();
+    test_report_kinds();
     test_strerror();
     free_meters();
 

@@ -1,0 +1,99 @@
+"""What a finished C tracer holds, as Python: its records and its series.
+
+THE place that turns ``mp_records`` / ``mp_series`` output into
+:class:`TraceRecord` and :class:`MemoryPoint` (a tracer's result, or an
+aggregate merged in C)::
+
+    result = TraceResult(records(c_tracer, names), metadata)
+    result.series = series(c_tracer, names)
+
+Both copy the C array out as bytes and unpack it with ``struct``: a cffi
+struct field costs about 0.3 us to read, and a record has twelve.  The
+series is copied at once (the tracer is freed next) but decoded only when
+someone reads ``result.series``: most results of a service's blocks never
+are, and the fixed cost of a block stays flat.
+"""
+import struct
+
+from mempulse import _core, _result
+
+# The layouts of mp_record and mp_point (csrc/mempulse.h): standard sizes,
+# no padding; checked against cffi's sizes before use.
+_RECORD = struct.Struct("=ii9q")
+_POINT = struct.Struct("=qqqii")
+_TYPES = {}
+
+
+def _array_type(ffi, name, layout):
+    """cffi's array type of ``name`` (looked up once), or None when its
+    size is not ``layout``'s (then fields are read one by one)."""
+    found = _TYPES.get(name)
+    if found is None:
+        found = _TYPES[name] = (ffi.typeof(name + "[]"), ffi.sizeof(name) == layout.size)
+    return found
+
+
+def _rows(ffi, name, layout, fill, count):
+    """The ``count`` structs ``fill(array, n)`` writes, as bytes (or tuples)."""
+    array_type, packed = _array_type(ffi, name, layout)
+    array = ffi.new(array_type, count or 1)
+    count = fill(array, count)
+    if not packed:  # an ABI we did not expect: slow but right
+        fields = [field for field, _ in ffi.typeof(name).fields]
+        return [tuple(getattr(array[i], field) for field in fields) for i in range(count)]
+    return ffi.buffer(array)[:count * layout.size]
+
+
+def _unpack(rows, layout):
+    if isinstance(rows, list):
+        return rows
+    if hasattr(layout, "iter_unpack"):
+        return layout.iter_unpack(rows)
+    return [layout.unpack_from(rows, i) for i in range(0, len(rows), layout.size)]  # Python 2
+
+
+def records(c_tracer, names):
+    """The tracer's callsites as :class:`TraceRecord`, in order of first execution.
+
+    ``names`` maps the tracer's code ids to (filename, function).
+    """
+    ffi, lib = _core.load()[:2]
+    rows = _rows(ffi, "mp_record", _RECORD, lambda a, n: lib.mp_records(c_tracer, a, n), lib.mp_count(c_tracer))
+    none, new, cls = _core.NONE, tuple.__new__, _result.TraceRecord
+    out = []
+    for code_id, lineno, uss, swap, peak, hits, inc, top, anon, file_, shmem in _unpack(rows, _RECORD):
+        filename, function = names[code_id]
+        out.append(new(cls, (
+            filename, lineno, function,
+            None if uss == none else uss,
+            None if swap == none else swap,
+            None if peak == none else peak,
+            hits, inc,
+            None if top == none else top,
+            None if anon == none else anon,
+            None if file_ == none else file_,
+            None if shmem == none else shmem,
+        )))
+    return out
+
+
+def series(c_tracer, names):
+    """The tracer's memory over time, for ``TraceResult.series`` (decoded
+    into :class:`MemoryPoint` when first read)."""
+    ffi, lib = _core.load()[:2]
+    rows = _rows(ffi, "mp_point", _POINT, lambda a, n: lib.mp_series(c_tracer, a, n), lib.mp_series_count(c_tracer))
+    return _result.LazySeries(lambda: _points(rows, names))
+
+
+def _points(rows, names):
+    none, new, cls = _core.NONE, tuple.__new__, _result.MemoryPoint
+    out = []
+    for time_ns, rss, uss, code_id, lineno in _unpack(rows, _POINT):
+        filename, line = (names[code_id][0], lineno) if code_id >= 0 else (None, None)
+        out.append(new(cls, (
+            max(time_ns, 0) / 1e9,
+            None if rss == none else rss,
+            None if uss == none else uss,
+            filename, line,
+        )))
+    return out
