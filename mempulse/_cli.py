@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 
-from mempulse import _own_call, _tracer
+from mempulse import _filters, _own_call, _tracer
 from mempulse._export import dump_csv, dump_json
 from mempulse._interrupts import Interrupts
 from mempulse._options import UsageError, parse_command_line
@@ -80,7 +80,7 @@ class Outcome(object):
 _replaced_mains = []
 
 
-def trace_program(program, tracer_class, depth, at_os_exit=None):
+def trace_program(program, tracer_class, depth, at_os_exit=None, code_filter=None):
     """Run ``program`` as __main__ under a tracer; returns its :class:`Outcome`.
 
     ``sys.argv``, ``sys.path[0]`` and ``sys.modules["__main__"]`` become the
@@ -89,12 +89,14 @@ def trace_program(program, tracer_class, depth, at_os_exit=None):
     without mempulse.  While it runs, ``os._exit()`` called by the program
     in this process and thread ends the trace and calls
     ``at_os_exit(outcome)`` before exiting (the report would be lost).
+    ``code_filter``: which code is recorded (see :mod:`mempulse._filters`).
     """
     outcome = Outcome(program.argv)
     # The program's own tracers step aside this one while they run.
     tracer = _own_call.tracer_for_call(outcome.results.append, depth, tracer_class, steps_aside=True)
     if tracer is None:  # run from inside a trace (a test of the CLI, say): refused on entry
         tracer = tracer_class(outcome.results.append, depth)
+    tracer._code_filter = code_filter
     sys.argv[:] = program.argv
     set_path0(program.path0)
     _replaced_mains.append(sys.modules.get("__main__"))
@@ -357,6 +359,7 @@ def main(argv=None, prog="mempulse"):
         else:
             program = load_path(options.script)
         program.argv.extend(options.args)
+        code_filter = _filters.for_command_line(options, program)
     except (UsageError, CannotRun, ImportError, OSError, ValueError) as e:
         return _usage_error(prog, e)
     except SyntaxError:
@@ -365,7 +368,8 @@ def main(argv=None, prog="mempulse"):
         return 1
 
     outcome = trace_program(
-        program, tracer_class, options.depth, at_os_exit=lambda o: _report(prog, options, o)
+        program, tracer_class, options.depth, at_os_exit=lambda o: _report(prog, options, o),
+        code_filter=code_filter,
     )
     try:
         if not outcome.ran and outcome.failure is None:

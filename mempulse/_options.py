@@ -42,7 +42,8 @@ without mempulse.
 # Options that take a value; the first argument that is neither one of
 # these nor an option's value is the script, and the rest are its own.
 _VALUED = (
-    "--depth", "--sampler", "--sort", "--min-increment", "--json", "--csv", "--plot", "--output", "-o", "-m"
+    "--depth", "--sampler", "--sort", "--min-increment", "--json", "--csv", "--plot", "--output", "-o", "-m",
+    "--include", "--exclude",
 )
 
 
@@ -137,6 +138,29 @@ def build_parser(prog):
         metavar="FILE",
         help="also draw increments and peaks per line to an image (needs "
         "pip install matplotlib); e.g. --plot memory.png",
+    )
+    # -- which code is recorded (mempulse._filters) --
+    parser.add_argument(
+        "--include",
+        action="append",
+        metavar="GLOB",
+        help="also record code matching GLOB: a module name (requests, myapp.*; "
+        "a package includes its submodules) or a file path (src/, */vendor/*.py); "
+        "repeatable.  By default only the program's own code is recorded (not "
+        "the standard library or installed packages); e.g. --include requests",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        metavar="GLOB",
+        help="never record code matching GLOB (same forms as --include); "
+        "repeatable; e.g. --exclude myapp.vendor",
+    )
+    parser.add_argument(
+        "--all-code",
+        action="store_true",
+        help="record the standard library and installed packages too (then "
+        "--include, if given, records only what it matches)",
     )
     return parser
 

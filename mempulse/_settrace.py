@@ -127,6 +127,7 @@ def _functions(trace, guarded):
         return local_own
 
     frames = trace.frames  # mutated in place while the trace runs
+    quiet_lines = _HAVE_TRACE_LINES
     thread_start = _engine.THREAD_START
 
     def global_(frame, event, arg):
@@ -149,7 +150,13 @@ def _functions(trace, guarded):
             return None
         if kind is None:
             return None
-        return local if kind == TRACED else local_own
+        if kind == TRACED:
+            return local
+        if quiet_lines:
+            # Transparent code (mempulse's, or filtered out) only needs its
+            # return: no call per line.
+            frame.f_trace_lines = False
+        return local_own
 
     if not guarded:
         return global_, local, local_own
@@ -185,6 +192,9 @@ def _functions(trace, guarded):
         return g_local if chosen is local else g_own
 
     return g_global, g_local, g_own
+
+
+_HAVE_TRACE_LINES = hasattr(sys._getframe(), "f_trace_lines")  # 3.7+
 
 
 def _note(session, error):
