@@ -108,15 +108,16 @@ class Profile(object):
         tracer._absorb = self._absorb
         return tracer
 
-    def call_tracer(self, steps_in=False):
+    def call_tracer(self, steps_in=False, steps_aside=False):
         """A tracer for one call from a mempulse frame, or None (then the call just runs).
 
         ``steps_in``: under a trace that steps aside (the command line's),
         trace the call on its own instead of leaving it to that trace.
+        ``steps_aside``: a tracer the call enters runs on its own meanwhile.
         """
         if self.depth == 0:
             return None
-        tracer = _own_call.tracer_for_call(_ignore, self.depth, self._tracer_class)
+        tracer = _own_call.tracer_for_call(_ignore, self.depth, self._tracer_class, steps_aside=steps_aside)
         if tracer is None:
             outer = _engine.active_trace()
             if not steps_in or outer is None or not outer.session.steps_aside:
