@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 
-from mempulse import _filters, _own_call, _tracer
+from mempulse import _bare, _filters, _own_call, _tracer
 from mempulse._export import dump_csv, dump_json
 from mempulse._interrupts import Interrupts
 from mempulse._options import UsageError, parse_command_line
@@ -189,7 +189,7 @@ def write_reports(options, result):
     Never raises: a report that cannot be written is one message.
     """
     try:
-        table = format_trace_result(select_rows(result, options.sort, options.min_increment))
+        table = _bare.table_text(result, lambda part: format_trace_result(select_rows(part, options.sort, options.min_increment)))
     except Exception as e:
         return ["cannot format the table: %s" % (e,)]
     outputs = [
@@ -367,10 +367,14 @@ def main(argv=None, prog="mempulse"):
         sys.excepthook(exc_type, exc_value, None)
         return 1
 
+    # A bare @profile in builtins; per-function mode traces no whole script (depth 0).
+    bare = _bare.BareProfile(program, tracer_class, options.depth, code_filter)
+    bare.install()
     outcome = trace_program(
-        program, tracer_class, options.depth, at_os_exit=lambda o: _report(prog, options, o),
-        code_filter=code_filter,
+        program, tracer_class, 0 if bare.planned else options.depth,
+        at_os_exit=lambda o: _report(prog, options, bare.finish(o)), code_filter=code_filter,
     )
+    bare.finish(outcome)
     try:
         if not outcome.ran and outcome.failure is None:
             return _usage_error(prog, "cannot start tracing: %s" % _one_line(outcome.error))
