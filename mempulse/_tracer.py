@@ -287,7 +287,7 @@ class _Tracer(object):
                 finally:
                     _engine.unregister(session)
                     session.tracer = None
-                    session.code_ids = session.names = session.codes = session.code_names = None
+                    session.code_ids = session.name_ids = session.codes = session.code_names = None
 
 
 def _inside_with_body(code, entered_at, offset):
