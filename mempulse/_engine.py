@@ -11,10 +11,13 @@ rule lives here:
   started (or resumed) by the newest followed frame is one level deeper and
   traced while its level is at most the depth.  A generator or coroutine
   counts its level where it is resumed.
-- mempulse's own frames (and ``threading.Thread.run``), and code that the
-  session's filter does not record (``include``/``exclude``, see
-  ``_filters.py``), are transparent: not recorded, and what they call keeps
-  their level.  Decided once per code object (:class:`CodeNames`).
+- mempulse's own frames (and ``threading.Thread.run``) are transparent: not
+  recorded, and what they call keeps their level.  Code that the session's
+  filter does not record (``include``/``exclude``, see ``_filters.py``) is
+  transparent too, but never followed: a frame of recorded code whose
+  caller is not followed is traced when only filtered frames separate it
+  from a followed one (:meth:`ThreadTrace._enter_through`).  Decided once
+  per code object (:class:`CodeNames`).
 - Frames are matched by identity, never by position: a start whose caller
   is deeper in the stack, or a leave of a frame below the newest, first
   closes the frames above it (events lost to an exception inside a callback,
@@ -45,6 +48,11 @@ TRACED, OWN, MUTED = 1, 2, 3
 
 # Code id of mempulse's own frames (C never sees it).
 OWN_CODE = -1
+# Code id of code the session's filter leaves out: never followed; a frame
+# of recorded code below such frames is found by walking up to a followed
+# one (ThreadTrace._enter_through), so filtered code costs nothing per line
+# or call under sys.monitoring.
+FILTERED_CODE = -2
 
 # Readings closer together than this are skipped (csrc/tracer.c says why
 # memory cannot move much faster; the README states the accuracy bound).
@@ -157,8 +165,10 @@ class CodeNames(object):
             code_id = self.code_ids.get(id(code))
             if code_id is not None:
                 return code_id
-            if code.co_filename.startswith(PACKAGE_DIR) or code is THREAD_RUN or self._filtered(code, frame):
+            if code.co_filename.startswith(PACKAGE_DIR) or code is THREAD_RUN:
                 code_id = OWN_CODE
+            elif self._filtered(code, frame):
+                code_id = FILTERED_CODE
             else:
                 key = (code.co_filename, code.co_name)
                 code_id = self.name_ids.get(key)
@@ -297,7 +307,7 @@ class ThreadTrace(object):
             raise failure
         self.root_code = OWN_CODE
         if record_root:
-            self.root_code = session.code_id(root.f_code, root)
+            self.root_code = max(session.code_id(root.f_code, root), OWN_CODE)  # filtered: transparent
         self.root_kind = OWN if self.root_code == OWN_CODE else TRACED
         self.frames = [_BOTTOM, root]
         self.levels = [0, 0]
@@ -327,6 +337,8 @@ class ThreadTrace(object):
             if parent not in frames:
                 if code_is_start(frame):
                     self.session.note_thread_start(frame)
+                if self.session.code_names.code_filter is not None:
+                    return self._enter_through(frame, parent)
                 return None
             self._unwind_above(parent)
         level = self.levels[-1]
@@ -334,6 +346,8 @@ class ThreadTrace(object):
         code_id = self.session.code_ids.get(id(code))
         if code_id is None:
             code_id = self.session.code_id(code, frame)
+        if code_id == FILTERED_CODE:
+            return None
         if code_id == OWN_CODE:
             frames.append(frame)
             self.levels.append(level)
@@ -350,6 +364,39 @@ class ThreadTrace(object):
         if code is THREAD_START:
             self.session.note_thread_start(frame)
         return TRACED
+
+    def _enter_through(self, frame, parent):
+        """A frame of recorded code whose caller is not followed: traced when a
+        followed frame is reached through filtered frames only, one level
+        below it, since those are transparent."""
+        code_id = self._code_id_of(frame)
+        if code_id < 0:
+            return None
+        frames = self.frames
+        found = parent
+        while found is not None and found not in frames:
+            if self._code_id_of(found) != FILTERED_CODE:
+                # Recorded code that is not followed (too deep), or
+                # mempulse's own frames outside the followed ones.
+                return None
+            found = found.f_back
+        if found is None:
+            return None
+        self._unwind_above(found)
+        level = self.levels[-1]
+        if level >= self.depth:
+            return None
+        frames.append(frame)
+        self.levels.append(level + 1)
+        self.kinds.append(TRACED)
+        self._mp_call(code_id)
+        return TRACED
+
+    def _code_id_of(self, frame):
+        code_id = self.session.code_ids.get(id(frame.f_code))
+        if code_id is None:
+            code_id = self.session.code_id(frame.f_code, frame)
+        return code_id
 
     def mute(self, frame):
         """``frame`` runs traced code where it is not traced: drop its lines.

@@ -128,6 +128,9 @@ def _functions(trace, guarded):
 
     frames = trace.frames  # mutated in place while the trace runs
     quiet_lines = _HAVE_TRACE_LINES
+    # With a filter, recorded code below filtered frames may be traced (enter() walks up).
+    filtered = session.code_names.code_filter is not None
+    code_ids = session.code_ids
     thread_start = _engine.THREAD_START
 
     def global_(frame, event, arg):
@@ -141,6 +144,7 @@ def _functions(trace, guarded):
             and frame is not trace.root
             and parent not in frames
             and frame not in frames
+            and (not filtered or code_ids.get(id(frame.f_code), 0) < 0)
         ):
             return None  # the common case, a call far below the trace: enter() would say so
         try:
