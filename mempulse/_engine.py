@@ -196,9 +196,10 @@ class Session(object):
     """One entered tracer: its threads, names, meter and the ``ended`` gate.
 
     ``lock`` guards what several threads share: the thread list, ``ended``
-    (the code-id tables have their own, :class:`CodeNames`).  Each thread's C tracer is written only by that
-    thread, except that the entering thread finishes and merges them on
-    exit, under the thread's own lock (see :class:`ThreadTrace`).
+    (the code-id tables have their own, :class:`CodeNames`).  Each thread's
+    C tracer is written only by that thread, except that the entering
+    thread finishes and merges them on exit, under the thread's own lock
+    (see :class:`ThreadTrace`).
     """
 
     def __init__(self, tracer, meter, depth, steps_aside, names=None):
