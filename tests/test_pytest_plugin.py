@@ -645,7 +645,7 @@ def test_bad_ini_limit_is_a_usage_error(tester):
     assert "mempulse_limit_memory: cannot read 'ten' as a size" in result.stderr.str() + result.stdout.str()
 
 
-def tester_dir(tester, *parts):
+def path_in(tester, *parts):
     base = getattr(tester, "path", None) or tester.tmpdir  # pytester / testdir (pytest 4.6)
     return os.path.join(str(base), *parts)
 
@@ -667,7 +667,7 @@ def test_json_option_writes_each_tests_result(tester):
     result = run(tester, "--mempulse-json", "out/json")
     assert outcomes(result) == {"passed": 2}, result.stdout.str()
     results = check_json_dir(
-        tester_dir(tester, "out", "json"),
+        path_in(tester, "out", "json"),
         ["test_table.py_test_one.json", "test_table.py_TestGroup_test_two.json"],
     )
     one = results["test_table.py_test_one.json"]
@@ -687,5 +687,5 @@ def test_json_and_limit_leaks_with_xdist_workers(tester):
     assert counts["failed"] in (1, 2), out
     assert "mempulse: test_leaks leaks" in out
     assert "test_leaks.py:%d " % line_in(LEAKS, "leak line") in out
-    names = os.listdir(tester_dir(tester, "out"))
+    names = os.listdir(path_in(tester, "out"))
     assert "test_table.py_test_one.json" in names and "test_leaks.py_test_leaks.json" in names, names
