@@ -17,7 +17,9 @@ runs a whole program under the tracer; results also go to JSON
 (:func:`dump_json`, :func:`load_json`), CSV (:func:`dump_csv`) and pictures
 (:func:`plot`).
 """
+from mempulse._aggregate import Profile
 from mempulse._export import dump_csv, dump_json, load_json
+from mempulse._filters import OWN_CODE
 from mempulse._plot import plot
 from mempulse._profile import profile
 from mempulse._report import format_trace_result
@@ -46,6 +48,8 @@ def load_ipython_extension(ipython):
 __all__ = [
     "MemoryPoint",
     "MemoryUsageTracer",
+    "OWN_CODE",
+    "Profile",
     "TraceRecord",
     "TraceResult",
     "cMemoryUsageTracer",

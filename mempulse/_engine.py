@@ -12,7 +12,12 @@ rule lives here:
   traced while its level is at most the depth.  A generator or coroutine
   counts its level where it is resumed.
 - mempulse's own frames (and ``threading.Thread.run``) are transparent: not
-  recorded, and what they call keeps their level.
+  recorded, and what they call keeps their level.  Code that the session's
+  filter does not record (``include``/``exclude``, see ``_filters.py``) is
+  transparent too, but never followed: a frame of recorded code whose
+  caller is not followed is traced when only filtered frames separate it
+  from a followed one (:meth:`ThreadTrace._enter_through`).  Decided once
+  per code object (:class:`CodeNames`).
 - Frames are matched by identity, never by position: a start whose caller
   is deeper in the stack, or a leave of a frame below the newest, first
   closes the frames above it (events lost to an exception inside a callback,
@@ -43,6 +48,11 @@ TRACED, OWN, MUTED = 1, 2, 3
 
 # Code id of mempulse's own frames (C never sees it).
 OWN_CODE = -1
+# Code id of code the session's filter leaves out: never followed; a frame
+# of recorded code below such frames is found by walking up to a followed
+# one (ThreadTrace._enter_through), so filtered code costs nothing per line
+# or call under sys.monitoring.
+FILTERED_CODE = -2
 
 # Readings closer together than this are skipped (csrc/tracer.c says why
 # memory cannot move much faster; the README states the accuracy bound).
@@ -143,45 +153,30 @@ def active_trace():
     return trace
 
 
-class Session(object):
-    """One entered tracer: its threads, names, meter and the ``ended`` gate.
+class CodeNames(object):
+    """Code ids of one session, or of several whose records are merged in C.
 
-    ``lock`` guards what several threads share: the code-id tables, the
-    thread list, ``ended``.  Each thread's C tracer is written only by that
-    thread, except that the entering thread finishes and merges them on
-    exit, under the thread's own lock (see :class:`ThreadTrace`).
+    ``code_filter`` (see :mod:`mempulse._filters`) is asked once per code
+    object: code it does not record is transparent, like mempulse's own.
     """
 
-    def __init__(self, tracer, meter, depth, steps_aside):
-        self.tracer = tracer
-        self.meter = meter
-        self.depth = depth
-        self.steps_aside = steps_aside  # an own-call trace: a user tracer may nest
+    def __init__(self, code_filter=None):
+        self.code_filter = code_filter
         self.lock = threading.Lock()
-        self.ended = False
-        self.pid = current_pid()
         self.code_ids = {}  # id(code object) -> code id (OWN_CODE for ours)
         self.codes = []
         self.names = []  # id -> (filename, function)
         self.name_ids = {}
-        self.threads = []  # ThreadTrace of every thread but the entering one
-        self.children = set()  # ids of Thread objects started by traced threads
-        self.error = None  # first failure in another thread, raised on exit
-        self.main = None
-        self.driver = None
-        self.forked = False
-        self.interrupted = False  # an interrupt was raised from a trace function
-        self.warnings = []
 
-    # -- names ---------------------------------------------------------------
-    def code_id(self, code):
-        """Small int naming (filename, function); one per distinct pair."""
+    def code_id(self, code, frame=None):
         with self.lock:
             code_id = self.code_ids.get(id(code))
             if code_id is not None:
                 return code_id
             if code.co_filename.startswith(PACKAGE_DIR) or code is THREAD_RUN:
                 code_id = OWN_CODE
+            elif self._filtered(code, frame):
+                code_id = FILTERED_CODE
             else:
                 key = (code.co_filename, code.co_name)
                 code_id = self.name_ids.get(key)
@@ -193,6 +188,54 @@ class Session(object):
             self.code_ids[id(code)] = code_id
             self.codes.append(code)  # keeps ids from being reused meanwhile
             return code_id
+
+    def _filtered(self, code, frame):
+        code_filter = self.code_filter
+        if code_filter is None:
+            return False
+        module = frame.f_globals.get("__name__") if frame is not None else None
+        try:
+            return not code_filter.records(code, module)
+        except Exception:  # an odd filename or module name: recorded, never an error
+            return False
+
+
+class Session(object):
+    """One entered tracer: its threads, names, meter and the ``ended`` gate.
+
+    ``lock`` guards what several threads share: the thread list, ``ended``
+    (the code-id tables have their own, :class:`CodeNames`).  Each thread's
+    C tracer is written only by that thread, except that the entering
+    thread finishes and merges them on exit, under the thread's own lock
+    (see :class:`ThreadTrace`).
+    """
+
+    def __init__(self, tracer, meter, depth, steps_aside, names=None):
+        self.tracer = tracer
+        self.meter = meter
+        self.depth = depth
+        self.steps_aside = steps_aside  # an own-call trace: a user tracer may nest
+        self.lock = threading.Lock()
+        self.ended = False
+        self.pid = current_pid()
+        # Shared with other sessions when their records are merged (Profile).
+        self.code_names = names if names is not None else CodeNames()
+        self.code_ids = self.code_names.code_ids  # id(code object) -> code id (OWN_CODE for ours)
+        self.codes = self.code_names.codes
+        self.names = self.code_names.names  # id -> (filename, function)
+        self.threads = []  # ThreadTrace of every thread but the entering one
+        self.children = set()  # ids of Thread objects started by traced threads
+        self.error = None  # first failure in another thread, raised on exit
+        self.main = None
+        self.driver = None
+        self.forked = False
+        self.interrupted = False  # an interrupt was raised from a trace function
+        self.warnings = []
+
+    # -- names ---------------------------------------------------------------
+    def code_id(self, code, frame=None):
+        """Small int naming (filename, function); one per distinct pair."""
+        return self.code_names.code_id(code, frame)
 
     def failure(self, status, os_errno):
         """The exception for a C failure: the sampler's own, if it raised one."""
@@ -273,7 +316,7 @@ class ThreadTrace(object):
             raise failure
         self.root_code = OWN_CODE
         if record_root:
-            self.root_code = session.code_id(root.f_code)
+            self.root_code = max(session.code_id(root.f_code, root), OWN_CODE)  # filtered: transparent
         self.root_kind = OWN if self.root_code == OWN_CODE else TRACED
         self.frames = [_BOTTOM, root]
         self.levels = [0, 0]
@@ -303,13 +346,17 @@ class ThreadTrace(object):
             if parent not in frames:
                 if code_is_start(frame):
                     self.session.note_thread_start(frame)
+                if self.session.code_names.code_filter is not None:
+                    return self._enter_through(frame, parent)
                 return None
             self._unwind_above(parent)
         level = self.levels[-1]
         code = frame.f_code
         code_id = self.session.code_ids.get(id(code))
         if code_id is None:
-            code_id = self.session.code_id(code)
+            code_id = self.session.code_id(code, frame)
+        if code_id == FILTERED_CODE:
+            return None
         if code_id == OWN_CODE:
             frames.append(frame)
             self.levels.append(level)
@@ -326,6 +373,39 @@ class ThreadTrace(object):
         if code is THREAD_START:
             self.session.note_thread_start(frame)
         return TRACED
+
+    def _enter_through(self, frame, parent):
+        """A frame of recorded code whose caller is not followed: traced when a
+        followed frame is reached through filtered frames only, one level
+        below it, since those are transparent."""
+        code_id = self._code_id_of(frame)
+        if code_id < 0:
+            return None
+        frames = self.frames
+        found = parent
+        while found is not None and found not in frames:
+            if self._code_id_of(found) != FILTERED_CODE:
+                # Recorded code that is not followed (too deep), or
+                # mempulse's own frames outside the followed ones.
+                return None
+            found = found.f_back
+        if found is None:
+            return None
+        self._unwind_above(found)
+        level = self.levels[-1]
+        if level >= self.depth:
+            return None
+        frames.append(frame)
+        self.levels.append(level + 1)
+        self.kinds.append(TRACED)
+        self._mp_call(code_id)
+        return TRACED
+
+    def _code_id_of(self, frame):
+        code_id = self.session.code_ids.get(id(frame.f_code))
+        if code_id is None:
+            code_id = self.session.code_id(frame.f_code, frame)
+        return code_id
 
     def mute(self, frame):
         """``frame`` runs traced code where it is not traced: drop its lines.
@@ -431,6 +511,7 @@ def _after_fork_in_child():
     _sessions_lock = threading.Lock()
     for session in list(_sessions):
         session.lock = threading.Lock()
+        session.code_names.lock = threading.Lock()
         session.ended = True
         session.forked = True
         for trace in [session.main] + session.threads:

@@ -103,7 +103,7 @@ FORMATS = ("table", "html", "json", "csv", "png")
 # Options added to build_run_parser must be added here too.
 _VALUED = (
     "--depth", "--sampler", "--sort", "--min-increment", "--top", "--json", "--csv", "--plot",
-    "--html", "--table", "--output", "-o", "-m"
+    "--html", "--table", "--output", "-o", "-m", "--include", "--exclude",
 )
 
 
@@ -138,8 +138,9 @@ def build_parser(prog, shorthand=True):
         parser = _new_parser(prog, RUN_USAGE, RUN_DESCRIPTION, RUN_EPILOG)
     _add_program_arguments(parser)
     _add_tracing_options(parser)
-    # A new group of options (what code is traced, say) is one more
-    # _add_*_options function called here; valued ones go in _VALUED too.
+    # A new group of options is one more _add_*_options function called
+    # here; valued ones go in _VALUED too.
+    _add_filter_options(parser)
     _add_table_options(parser)
     _add_output_options(parser, shorthand)
     return parser
@@ -368,3 +369,30 @@ def parse_report_command_line(argv, prog="mempulse report"):
     if options.file is None:  # said the same way by every Python's argparse
         raise UsageError("no FILE given: %s" % REPORT_USAGE.replace("%(prog)s", prog))
     return options
+
+
+def _add_filter_options(parser):
+    """Which code is recorded (:mod:`mempulse._filters`)."""
+    parser.add_argument(
+        "--include",
+        action="append",
+        metavar="GLOB",
+        help="also record code matching GLOB: a module name (requests, myapp.*; "
+        "a package includes its submodules) or a file path (src/, */vendor/*.py); "
+        "repeatable.  By default only the program's own code is recorded (not "
+        "the standard library or installed packages); e.g. --include requests",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        metavar="GLOB",
+        help="never record code matching GLOB (same forms as --include); "
+        "repeatable; e.g. --exclude myapp.vendor",
+    )
+    parser.add_argument(
+        "--all-code",
+        action="store_true",
+        help="record the standard library and installed packages too (then "
+        "--include, if given, records only what it matches)",
+    )
+

@@ -127,6 +127,10 @@ def _functions(trace, guarded):
         return local_own
 
     frames = trace.frames  # mutated in place while the trace runs
+    quiet_lines = _HAVE_TRACE_LINES
+    # With a filter, recorded code below filtered frames may be traced (enter() walks up).
+    filtered = session.code_names.code_filter is not None
+    code_ids = session.code_ids
     thread_start = _engine.THREAD_START
 
     def global_(frame, event, arg):
@@ -140,6 +144,7 @@ def _functions(trace, guarded):
             and frame is not trace.root
             and parent not in frames
             and frame not in frames
+            and (not filtered or code_ids.get(id(frame.f_code), 0) < 0)
         ):
             return None  # the common case, a call far below the trace: enter() would say so
         try:
@@ -149,7 +154,13 @@ def _functions(trace, guarded):
             return None
         if kind is None:
             return None
-        return local if kind == TRACED else local_own
+        if kind == TRACED:
+            return local
+        if quiet_lines:
+            # Transparent code (mempulse's, or filtered out) only needs its
+            # return: no call per line.
+            frame.f_trace_lines = False
+        return local_own
 
     if not guarded:
         return global_, local, local_own
@@ -185,6 +196,9 @@ def _functions(trace, guarded):
         return g_local if chosen is local else g_own
 
     return g_global, g_local, g_own
+
+
+_HAVE_TRACE_LINES = hasattr(sys._getframe(), "f_trace_lines")  # 3.7+
 
 
 def _note(session, error):

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from mempulse import _collect, _core, _engine, _result, _samplers, _settrace, _sysmon
+from mempulse import _collect, _core, _engine, _filters, _result, _samplers, _settrace, _sysmon
 
 try:
     _INTEGER_TYPES = (int, long)  # noqa: F821 - Python 2
@@ -39,14 +39,19 @@ def _driver_wanted():
     return _settrace.Driver.name
 
 
-def check_arguments(callback, trace_depth):
-    """Raise TypeError/ValueError for a bad callback or depth."""
+def check_arguments(callback, trace_depth, include=None, exclude=None):
+    """Raise TypeError/ValueError for a bad callback, depth or filter; returns the filter.
+
+    The filter is a :class:`mempulse._filters.CodeFilter`, or None without
+    ``include``/``exclude``.
+    """
     if not callable(callback):
         raise TypeError("callback must be callable, got %r" % (callback,))
     if isinstance(trace_depth, bool) or not isinstance(trace_depth, _INTEGER_TYPES):
         raise TypeError("trace_depth must be an int, got %r" % (trace_depth,))
     if trace_depth < 0:
         raise ValueError("trace_depth must be >= 0, got %r" % (trace_depth,))
+    return _filters.make_filter(include, exclude)
 
 
 def current_tracer():
@@ -60,13 +65,18 @@ def current_tracer():
 class _Tracer(object):
     """Shared behaviour of :class:`cMemoryUsageTracer` and :class:`MemoryUsageTracer`."""
 
-    def __init__(self, callback, trace_depth=1):
-        check_arguments(callback, trace_depth)
+    def __init__(self, callback, trace_depth=1, include=None, exclude=None):
+        code_filter = check_arguments(callback, trace_depth, include, exclude)
         self.callback = callback
         self.trace_depth = trace_depth
         self.driver = None
         self._record_caller = True  # False: the entering frame is mempulse's own
         self._steps_aside = False  # True: a user tracer may nest inside (own-call traces)
+        # Code ids shared with other traces whose records are merged (Profile),
+        # and what to do instead of building a result (see mempulse._aggregate).
+        self._names = None
+        self._absorb = None
+        self._code_filter = code_filter
         # Checks only: no compiled core, no file kept open, no reading.
         self._sampler = self._make_sampler() if trace_depth > 0 else None
         self._session = None
@@ -111,7 +121,8 @@ class _Tracer(object):
                 "nest by raising trace_depth of the outer one instead"
             )
         meter = _samplers.meter(self._sampler)  # loads the core on first use
-        session = _engine.Session(self, meter, self.trace_depth, self._steps_aside)
+        names = self._names if self._names is not None else _engine.CodeNames(self._code_filter)
+        session = _engine.Session(self, meter, self.trace_depth, self._steps_aside, names)
         session.driver_object = _NO_DRIVER
         session.entered_at = frame.f_lasti
         session.start_time = time.time()
@@ -168,7 +179,12 @@ class _Tracer(object):
         try:
             problem = session.driver_object.uninstall()
             session.end()
-            result = self._collect(session)
+            if self._absorb is not None:
+                # Merged into an aggregate in C: no result of its own.
+                result = _result.TraceResult()
+                self._absorb(session, self._merged(session))
+            else:
+                result = self._collect(session)
         finally:
             self._teardown(session)
         if problem and (session.interrupted or exc_type is not None and issubclass(exc_type, KeyboardInterrupt)):
@@ -176,14 +192,16 @@ class _Tracer(object):
         for text in ([problem] if problem else []) + session.warnings:
             result.metadata.setdefault("warnings", []).append(text)
             _settrace.warn(text)
-        self.callback(result)
+        if self._absorb is None:
+            self.callback(result)
         interrupts = getattr(session.meter, "interrupts", None)
         if interrupts:
             # Caught inside the last readings (psutil), after the last line.
             raise _engine.fresh(interrupts.pop(0))
         return False
 
-    def _collect(self, session):
+    def _merged(self, session):
+        """The session's main C tracer with every thread's merged in; raises its failures."""
         lib = _core.lib
         main = session.main
         with main.lock:
@@ -205,6 +223,10 @@ class _Tracer(object):
                 "mempulse: an internal error was ignored while tracing (%s: %s); "
                 "some lines may be missing" % (type(session.error).__name__, session.error)
             )
+        return main.c
+
+    def _collect(self, session):
+        c_tracer = self._merged(session)
         metadata = _result.run_metadata(
             session.meter.name,
             self.trace_depth,
@@ -212,9 +234,14 @@ class _Tracer(object):
             peak="line" if session.meter.peak_per_line() else "lifetime",
             driver=session.driver,
         )
-        _add_c_metadata(metadata, main.c, session)
-        result = _result.TraceResult(_collect.records(main.c, session.names), metadata)
-        result.series = _collect.series(main.c, session.names)
+        _add_c_metadata(metadata, c_tracer, session)
+        return self.records_of(c_tracer, session.names, metadata)
+
+    @staticmethod
+    def records_of(c_tracer, names, metadata):
+        """A :class:`TraceResult` of a finished C tracer's records and series (``names``: code id -> (filename, function))."""
+        result = _result.TraceResult(_collect.records(c_tracer, names), metadata)
+        result.series = _collect.series(c_tracer, names)
         return result
 
     def _teardown(self, session):
@@ -247,7 +274,7 @@ class _Tracer(object):
                     session.tracer = session.main = None
                     session.driver_object = _NO_DRIVER
                     session.threads = []
-                    session.code_ids = session.name_ids = session.codes = None
+                    session.code_ids = session.name_ids = session.codes = session.code_names = None
 
 
 def _inside_with_body(code, entered_at, offset):
@@ -317,6 +344,14 @@ class cMemoryUsageTracer(_Tracer):
             data = [b"x" * 1024 for _ in range(1000)]
 
     ``trace_depth=0`` turns tracing off entirely (no callback, no cost).
+
+    ``include``/``exclude`` (a glob or a list of globs, by file path or by
+    module name; see :mod:`mempulse._filters`) choose the code recorded;
+    code left out is transparent (no rows, no level), so depth counts the
+    functions you chose::
+
+        with mempulse.cMemoryUsageTracer(report, 2, include=mempulse.OWN_CODE):
+            work()      # your code's lines only, not the standard library's or packages'
     """
 
     def _make_sampler(self):

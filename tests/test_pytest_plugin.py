@@ -509,3 +509,183 @@ def test_option_with_tests_that_trace_themselves(tester):
     # The test's own tracer saw its lines; the plugin's table has them too.
     rows = table_rows(result.stdout.str(), "test_nested.py::test_uses_mempulse_itself")
     assert rows, result.stdout.str()
+
+
+# ---- limit_leaks, the ini default, --mempulse-json ----------------------------------
+
+LEAKS = """
+import mmap
+
+import pytest
+
+MB = 1000 * 1000
+KEEP = []
+CALLS = []
+CHUNK = b"l" * (3 << 20)
+
+
+@pytest.mark.limit_leaks("1 MB")
+def test_leaks():
+    # A fresh mapping, every page written: the heap could hand back pages
+    # that are already resident (2.7's pytest frees a large block at start).
+    KEEP.append(mmap.mmap(-1, 3 << 20)); KEEP[-1].write(CHUNK)  # leak line
+    small = [0] * 10
+    assert small
+
+
+@pytest.mark.limit_leaks("1 MB")
+def test_frees_what_it_takes():
+    blob = b"f" * (20 * MB)  # freed line
+    del blob
+
+
+CACHE = []
+
+
+@pytest.mark.limit_leaks("1 MB", runs=4, warmups=1)
+def test_fills_a_cache_once():
+    if not CACHE:
+        CACHE.append(b"c" * (20 * MB))  # cache line
+
+
+@pytest.mark.limit_leaks("1 MB", runs=3, warmups=2)
+def test_counted():
+    CALLS.append(1)
+
+
+def test_zz_counted_ran_warmups_and_runs():
+    assert len(CALLS) == 5
+"""
+
+
+def test_limit_leaks_fails_a_growing_test_and_shows_the_line(tester):
+    tester.makepyfile(test_leaks=LEAKS)
+    result = run(tester, "-v")
+    out = result.stdout.str()
+    assert outcomes(result) == {"passed": 4, "failed": 1}, out
+    result.stdout.fnmatch_lines(["*::test_leaks FAILED*"])
+    leak = out[out.index("mempulse: test_leaks leaks"):]
+    match = re.search(r"grew by ([\d.]+) MB \(([\d,]+) bytes\) per run \(median of 5 runs\), "
+                      r"more than limit_leaks\('1 MB'\) allows", leak)
+    assert match, leak
+    assert 2.5 * MB < int(match.group(2).replace(",", "")) < 4 * MB
+    assert "growth of each run:" in leak
+    rows = leak[leak.index("lines that grew most (all 5 runs):"):].split("\n")
+    first = rows[3].split()
+    assert first[0] == "test_leaks.py:%d" % line_in(LEAKS, "leak line"), rows
+    assert first[5] == "5"  # hits: one per measured run
+    assert 12 * MB < int(first[-1].replace(",", "").replace("+", "")) < 20 * MB
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ('"lots"', "cannot read 'lots' as a size"),
+        ('"1 MB", runs=1', "runs must be an int >= 2, got 1"),
+        ('"1 MB", warmups=-1', "warmups must be an int >= 0, got -1"),
+        ('"1 MB", rounds=3', "takes one size and optionally runs= and warmups=*got limit_leaks('1 MB', rounds=3)"),
+    ],
+)
+def test_bad_limit_leaks_is_an_error_of_that_test(tester, args, message):
+    tester.makepyfile(
+        test_bad="""
+        import pytest
+
+        @pytest.mark.limit_leaks(%s)
+        def test_bad():
+            pass
+
+        def test_good():
+            pass
+        """ % args
+    )
+    result = run(tester)
+    assert outcomes(result) == {"passed": 1, "errors": 1}, result.stdout.str()
+    result.stdout.fnmatch_lines(["*mempulse: bad limit_leaks marker on test_bad: " + message + "*"])
+
+
+INI_LIMIT = """
+import pytest
+
+MB = 1000 * 1000
+KEEP = []
+
+
+def test_grows_past_the_default():
+    KEEP.append(b"d" * (50 * MB))  # default line
+
+
+def test_small():
+    assert [0] * 10
+
+
+@pytest.mark.limit_memory("200 MB")
+def test_marker_overrides_the_default():
+    KEEP.append(b"m" * (50 * MB))
+"""
+
+
+def test_ini_option_sets_a_default_limit_for_every_test(tester):
+    tester.makeini("[pytest]\nmempulse_limit_memory = 10 MB\n")
+    tester.makepyfile(test_ini=INI_LIMIT)
+    result = run(tester, "-v")
+    out = result.stdout.str()
+    assert outcomes(result) == {"passed": 2, "failed": 1}, out
+    result.stdout.fnmatch_lines(["*::test_grows_past_the_default FAILED*"])
+    failure = out[out.index("mempulse: test_grows_past_the_default exceeded"):]
+    assert failure.startswith("mempulse: test_grows_past_the_default exceeded mempulse_limit_memory = 10 MB:"), failure
+    assert "test_ini.py:%d " % line_in(INI_LIMIT, "default line") in failure
+
+
+def test_bad_ini_limit_is_a_usage_error(tester):
+    tester.makeini("[pytest]\nmempulse_limit_memory = ten\n")
+    tester.makepyfile("def test_x():\n    pass\n")
+    result = run(tester)
+    assert result.ret != 0
+    assert "mempulse_limit_memory: cannot read 'ten' as a size" in result.stderr.str() + result.stdout.str()
+
+
+def path_in(tester, *parts):
+    base = getattr(tester, "path", None) or tester.tmpdir  # pytester / testdir (pytest 4.6)
+    return os.path.join(str(base), *parts)
+
+
+def check_json_dir(directory, expected):
+    import mempulse
+
+    names = sorted(os.listdir(directory))
+    assert names == sorted(expected), names
+    results = {}
+    for name in names:
+        with open(os.path.join(directory, name)) as f:
+            results[name] = mempulse.load_json(f)
+    return results
+
+
+def test_json_option_writes_each_tests_result(tester):
+    tester.makepyfile(test_table=TABLE)
+    result = run(tester, "--mempulse-json", "out/json")
+    assert outcomes(result) == {"passed": 2}, result.stdout.str()
+    results = check_json_dir(
+        path_in(tester, "out", "json"),
+        ["test_table.py_test_one.json", "test_table.py_TestGroup_test_two.json"],
+    )
+    one = results["test_table.py_test_one.json"]
+    assert one.metadata["test"] == "test_table.py::test_one"
+    line = [r for r in one if r.lineno == line_in(TABLE, "one line")]
+    assert line and line[0].increment > 15 * MB
+
+
+@needs_xdist
+def test_json_and_limit_leaks_with_xdist_workers(tester):
+    tester.makepyfile(test_table=TABLE, test_leaks=LEAKS)
+    result = run(tester, "-n", "2", "--mempulse-json", "out")
+    out = result.stdout.str()
+    assert "gw1" in out or "2 workers" in out, out
+    # test_zz_counted... may run on another worker than test_counted: only the leak verdicts matter.
+    counts = outcomes(result)
+    assert counts["failed"] in (1, 2), out
+    assert "mempulse: test_leaks leaks" in out
+    assert "test_leaks.py:%d " % line_in(LEAKS, "leak line") in out
+    names = os.listdir(path_in(tester, "out"))
+    assert "test_table.py_test_one.json" in names and "test_leaks.py_test_leaks.json" in names, names

@@ -17,7 +17,7 @@ views asked for (``--json``, ``--csv``, ``--html``, ``--plot``).
 import os
 import sys
 
-from mempulse import _own_call, _tracer, reporters
+from mempulse import _bare, _filters, _own_call, _tracer, reporters
 from mempulse._options import UsageError, parse_command_line
 from mempulse._program import CannotRun, load_module, load_path
 from mempulse.commands._common import check_writable, one_line, say, usage_error
@@ -121,6 +121,7 @@ def main(argv, prog="mempulse run", shorthand=False):
         else:
             program = load_path(options.script)
         program.argv.extend(options.args)
+        code_filter = _filters.for_command_line(options, program)
     except (UsageError, CannotRun, ImportError, OSError, ValueError) as e:
         return usage_error(prog, e)
     except SyntaxError:
@@ -128,9 +129,14 @@ def main(argv, prog="mempulse run", shorthand=False):
         sys.excepthook(exc_type, exc_value, None)
         return 1
 
+    # A bare @profile in builtins; per-function mode traces no whole script (depth 0).
+    bare = _bare.BareProfile(program, tracer_class, options.depth, code_filter)
+    bare.install()
     outcome = trace_program(
-        program, tracer_class, options.depth, at_os_exit=lambda o: _report(prog, options, outputs, o)
+        program, tracer_class, 0 if bare.planned else options.depth,
+        at_os_exit=lambda o: _report(prog, options, outputs, bare.finish(o)), code_filter=code_filter,
     )
+    bare.finish(outcome)
     try:
         if not outcome.ran and outcome.failure is None:
             return usage_error(prog, "cannot start tracing: %s" % one_line(outcome.error))

@@ -50,7 +50,7 @@ class Outcome(object):
 _replaced_mains = []
 
 
-def trace_program(program, tracer_class, depth, at_os_exit=None):
+def trace_program(program, tracer_class, depth, at_os_exit=None, code_filter=None):
     """Run ``program`` as __main__ under a tracer; returns its :class:`Outcome`.
 
     ``sys.argv``, ``sys.path[0]`` and ``sys.modules["__main__"]`` become the
@@ -65,6 +65,7 @@ def trace_program(program, tracer_class, depth, at_os_exit=None):
     tracer = _own_call.tracer_for_call(outcome.results.append, depth, tracer_class, steps_aside=True)
     if tracer is None:  # run from inside a trace (a test of the CLI, say): refused on entry
         tracer = tracer_class(outcome.results.append, depth)
+    tracer._code_filter = code_filter
     sys.argv[:] = program.argv
     set_path0(program.path0)
     _replaced_mains.append(sys.modules.get("__main__"))

@@ -21,4 +21,7 @@ def select_rows(result, sort="order", min_increment=0, top=None):
 
 def render_table(result, sort="order", min_increment=0, top=None):
     """The table of ``result``'s selected rows, as text."""
-    return format_trace_result(select_rows(result, sort, min_increment, top))
+    from mempulse._bare import table_text
+
+    # A bare-@profile run's result holds one table per function.
+    return table_text(result, lambda part: format_trace_result(select_rows(part, sort, min_increment, top)))
