@@ -1,4 +1,5 @@
 """Memory over time: ``TraceResult.series``, the bounded series of readings."""
+import gc
 import mmap
 import os
 import threading
@@ -10,6 +11,12 @@ import mempulse
 from mempulse._export import result_from_dict
 
 # Every test here runs under each driver (sys.settrace; sys.monitoring on 3.12+).
+@pytest.fixture(autouse=True)
+def _collected():
+    """Earlier tests' garbage is collected now, not inside this test's trace (PyPy)."""
+    gc.collect()
+
+
 pytestmark = pytest.mark.usefixtures("driver")
 
 MAX_POINTS = 4096
@@ -37,10 +44,12 @@ def check_shape(series):
 def test_a_short_trace_has_its_readings_with_the_lines_that_ran(tracer_class):
     results = []
     with tracer_class(results.append, 1):
-        # Above glibc's largest mmap threshold (32 MiB): fresh pages, and
-        # no Python line of its own (the point names this line).
-        blob = bytearray(40 * MiB)  # L:series-alloc
-        del blob  # L:series-free
+        # A fresh mapping, given back at once on every interpreter (PyPy's
+        # GC would free a bytearray later), filled by no Python function of
+        # its own (a callee's lines are level 1, and the point would name them).
+        blob = mmap.mmap(-1, 40 * MiB, flags=mmap.MAP_PRIVATE)
+        blob.write(PATTERN * 40)  # L:series-alloc
+        blob.close()  # L:series-free
         # A later line: Python 2's settrace keeps a frame's locals in
         # f_locals until its next event, so the free happens there.
         done = True
@@ -62,8 +71,9 @@ def test_a_long_run_stays_bounded_and_keeps_its_peak(tracer_class):
             block = mmap.mmap(-1, MiB)
             block.write(PATTERN)  # fresh pages each time: memory moves, every line reads
             if i == 750:
-                spike = bytearray(64 * MiB)  # L:series-spike
-                del spike
+                spike = mmap.mmap(-1, 64 * MiB, flags=mmap.MAP_PRIVATE)
+                spike.write(PATTERN * 64)  # L:series-spike
+                spike.close()
             block.close()
     series = results[0].series
     check_shape(series)
