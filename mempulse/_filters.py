@@ -169,11 +169,12 @@ def is_library(filename):
     """True for code of the standard library or of an installed package.
 
     ``filename`` is normalized (see :func:`_normalized`).  Frozen modules
-    (``<frozen importlib._bootstrap>``) are the standard library's; other
+    (``<frozen importlib._bootstrap>``, PyPy's ``<builtin>/...``) are the standard library's; other
     names in angle brackets (``<string>``, notebook cells) are not.
     """
     if filename.startswith("<"):
-        return filename.startswith("<frozen ")
+        # PyPy names its frozen and built-in modules "<builtin>/...".
+        return filename.startswith(("<frozen ", "<builtin>"))
     dirs = library_dirs()
     if any(filename.startswith(d) for d in dirs):
         return True

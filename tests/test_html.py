@@ -5,6 +5,7 @@ chromium, chromium-driver) through selenium, which is told where the
 driver is so that it never downloads one; they skip with a reason where
 any of them (or jinja2) is missing.
 """
+import gc
 import os
 import re
 import struct
@@ -181,6 +182,9 @@ def browser():
         yield driver
     finally:
         driver.quit()
+        # Its socket closes when the object is collected (PyPy: not at once).
+        del driver
+        gc.collect()
 
 
 def no_alert(driver):
