@@ -100,6 +100,10 @@ static ssize_t read_whole(int fd, char *buf, size_t cap)
         if (r == 0)
             break;
         got += (size_t)r;
+        /* These /proc files are made whole on the first read: a short
+         * read is all of it, and reading on to see 0 costs a syscall. */
+        if ((size_t)r < cap - 1 - (got - (size_t)r))
+            break;
     }
     buf[got] = '\0';
     return (ssize_t)got;

@@ -18,26 +18,22 @@ import struct
 from mempulse import _core, _result
 
 # The layouts of mp_record and mp_point (csrc/mempulse.h): standard sizes,
-# no padding; checked against cffi's sizes before use.
+# no padding; checked against cffi's sizes once.
 _RECORD = struct.Struct("=ii9q")
 _POINT = struct.Struct("=qqqii")
-_TYPES = {}
+_ARRAYS = {}  # struct name -> (cffi array type, packed as its layout?)
 
 
-def _array_type(ffi, name, layout):
-    """cffi's array type of ``name`` (looked up once), or None when its
-    size is not ``layout``'s (then fields are read one by one)."""
-    found = _TYPES.get(name)
+def _copy(name, layout, count, fill, c_tracer):
+    """The ``count`` structs ``fill(c_tracer, array, count)`` writes, as a
+    list of tuples (or, for a series, bytes to unpack later)."""
+    ffi = _core.ffi
+    found = _ARRAYS.get(name)
     if found is None:
-        found = _TYPES[name] = (ffi.typeof(name + "[]"), ffi.sizeof(name) == layout.size)
-    return found
-
-
-def _rows(ffi, name, layout, fill, count):
-    """The ``count`` structs ``fill(array, n)`` writes, as bytes (or tuples)."""
-    array_type, packed = _array_type(ffi, name, layout)
+        found = _ARRAYS[name] = (ffi.typeof(name + "[]"), ffi.sizeof(name) == layout.size)
+    array_type, packed = found
     array = ffi.new(array_type, count or 1)
-    count = fill(array, count)
+    count = fill(c_tracer, array, count)
     if not packed:  # an ABI we did not expect: slow but right
         fields = [field for field, _ in ffi.typeof(name).fields]
         return [tuple(getattr(array[i], field) for field in fields) for i in range(count)]
@@ -57,14 +53,15 @@ def records(c_tracer, names):
 
     ``names`` maps the tracer's code ids to (filename, function).
     """
-    ffi, lib = _core.load()[:2]
-    rows = _rows(ffi, "mp_record", _RECORD, lambda a, n: lib.mp_records(c_tracer, a, n), lib.mp_count(c_tracer))
+    lib = _core.load()[1]
+    count = lib.mp_count(c_tracer)
+    if not count:
+        return []
+    rows = _copy("mp_record", _RECORD, count, lib.mp_records, c_tracer)
     none, new, cls = _core.NONE, tuple.__new__, _result.TraceRecord
-    out = []
-    for code_id, lineno, uss, swap, peak, hits, inc, top, anon, file_, shmem in _unpack(rows, _RECORD):
-        filename, function = names[code_id]
-        out.append(new(cls, (
-            filename, lineno, function,
+    return [
+        new(cls, (
+            names[code_id][0], lineno, names[code_id][1],
             None if uss == none else uss,
             None if swap == none else swap,
             None if peak == none else peak,
@@ -73,16 +70,20 @@ def records(c_tracer, names):
             None if anon == none else anon,
             None if file_ == none else file_,
             None if shmem == none else shmem,
-        )))
-    return out
+        ))
+        for code_id, lineno, uss, swap, peak, hits, inc, top, anon, file_, shmem in _unpack(rows, _RECORD)
+    ]
 
 
 def series(c_tracer, names):
     """The tracer's memory over time, for ``TraceResult.series`` (decoded
     into :class:`MemoryPoint` when first read)."""
-    ffi, lib = _core.load()[:2]
-    rows = _rows(ffi, "mp_point", _POINT, lambda a, n: lib.mp_series(c_tracer, a, n), lib.mp_series_count(c_tracer))
-    return _result.LazySeries(lambda: _points(rows, names))
+    lib = _core.load()[1]
+    count = lib.mp_series_count(c_tracer)
+    if not count:
+        return []
+    rows = _copy("mp_point", _POINT, count, lib.mp_series, c_tracer)
+    return _result.LazySeries(rows, names, _points)
 
 
 def _points(rows, names):

@@ -53,6 +53,19 @@ OWN_CODE = -1
 # one (ThreadTrace._enter_through), so filtered code costs nothing per line
 # or call under sys.monitoring.
 FILTERED_CODE = -2
+# Code id of mempulse's functions that run while events still fire but
+# call nothing of the user's (a tracer's __exit__ before it uninstalls the
+# driver): not followed, so what they call costs no engine work, and
+# sys.monitoring disables their start for good.
+IGNORED_CODE = -3
+_IGNORED = {}  # id(code) -> code
+
+
+def ignore(function):
+    """Never follow ``function``'s frames (see IGNORED_CODE); returns it."""
+    code = _code_of(function)
+    _IGNORED[id(code)] = code
+    return function
 
 # Readings closer together than this are skipped (csrc/tracer.c says why
 # memory cannot move much faster; the README states the accuracy bound).
@@ -173,7 +186,9 @@ class CodeNames(object):
             code_id = self.code_ids.get(id(code))
             if code_id is not None:
                 return code_id
-            if code.co_filename.startswith(PACKAGE_DIR) or code is THREAD_RUN:
+            if id(code) in _IGNORED:
+                code_id = IGNORED_CODE
+            elif code.co_filename.startswith(PACKAGE_DIR) or code is THREAD_RUN:
                 code_id = OWN_CODE
             elif self._filtered(code, frame):
                 code_id = FILTERED_CODE
@@ -266,18 +281,24 @@ class Session(object):
             if self.ended or id(thread) not in self.children:
                 return None
             self.children.discard(id(thread))
+            trace = None
             try:
                 trace = ThreadTrace(self, root, False, thread=True)
+                trace.activate()
             except Exception as e:  # reported on exit, never in the thread
                 if self.error is None:
                     self.error = e
+                if trace is not None:
+                    trace.deactivate()
+                    trace.free()
                 return None
             self.threads.append(trace)
-        trace.activate()
         return trace
 
     def end(self):
         """Close the gate: no thread adopts or records anything from now on."""
+        if self.ended and not self.children:
+            return  # (a plain read: once ended, nothing adds children)
         with self.lock:
             self.ended = True
             self.children.clear()
@@ -308,12 +329,6 @@ class ThreadTrace(object):
         if status != 0:
             raise MemoryError("mempulse: %s" % _core.strerror(status))
         self.c = out[0]
-        status = lib.mp_start(self.c)
-        if status != 0:
-            failure = session.failure(status, lib.mp_error_errno(self.c))
-            lib.mp_tracer_free(self.c)
-            self.c = None
-            raise failure
         self.root_code = OWN_CODE
         if record_root:
             self.root_code = max(session.code_id(root.f_code, root), OWN_CODE)  # filtered: transparent
@@ -325,8 +340,18 @@ class ThreadTrace(object):
         self._mp_return = lib.mp_bound_return
 
     def activate(self):
-        """Make this the calling thread's trace: its events go to this C tracer."""
-        _core.lib.mp_bind(self.c)
+        """Start the C tracer (its first reading) and make this the calling
+        thread's trace: its events go to this C tracer.
+
+        Called last before events flow, so that reading is the baseline of
+        the first line, not of mempulse's own setup.  On failure the caller
+        frees the trace.
+        """
+        lib = _core.lib
+        status = lib.mp_start(self.c)
+        if status != 0:
+            raise self.session.failure(status, lib.mp_error_errno(self.c))
+        lib.mp_bind(self.c)
         if self.root_kind == TRACED:
             self._mp_call(self.root_code)
         _active.trace = self
@@ -355,7 +380,7 @@ class ThreadTrace(object):
         code_id = self.session.code_ids.get(id(code))
         if code_id is None:
             code_id = self.session.code_id(code, frame)
-        if code_id == FILTERED_CODE:
+        if code_id < OWN_CODE:  # filtered out, or ignored
             return None
         if code_id == OWN_CODE:
             frames.append(frame)

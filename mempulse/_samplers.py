@@ -17,6 +17,8 @@ import os
 import sys
 import threading
 
+from mempulse import _core
+
 
 def _check_readable(path, read):
     """Open ``path`` and close it; OSError if it cannot be opened, is not a
@@ -120,23 +122,20 @@ class Meter(object):
         error, self._error = self._error, None
         return error
 
+    # The core is loaded once a meter exists; these read it through the
+    # module (a function-level "from _core import" costs a failed module
+    # __getattr__ per call, twice per block).
     def lifetime_peak(self):
         """The process's highest RSS in bytes, our peak resets undone; None if unknown."""
-        from mempulse._core import from_c, lib
-
-        return from_c(lib.mp_meter_lifetime_peak(self.c))
+        return _core.from_c(_core.lib.mp_meter_lifetime_peak(self.c))
 
     def known_peak(self):
         """The lifetime peak as far as the readings so far tell (no reading); None if unknown."""
-        from mempulse._core import from_c, lib
-
-        return from_c(lib.mp_meter_known_peak(self.c))
+        return _core.from_c(_core.lib.mp_meter_known_peak(self.c))
 
     def peak_per_line(self):
         """True when peaks are per line (the kernel's mark can be reset), else lifetime."""
-        from mempulse._core import lib
-
-        return bool(lib.mp_meter_peak_per_line(self.c))
+        return bool(_core.lib.mp_meter_peak_per_line(self.c))
 
     def read(self, full=True):
         """(rss, uss, swap, lifetime peak) now, in bytes (None where unknown).

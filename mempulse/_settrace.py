@@ -45,8 +45,9 @@ class Driver(object):
         if record_root:
             frame.f_trace = self.local
         self.installed = True
-        sys.settrace(self.global_)
         _thread_hook_users(+1)
+        # Last: every Python call after it, ours included, is an event.
+        sys.settrace(self.global_)
 
     def uninstall(self):
         """Stop tracing the calling thread; restore what was there before.

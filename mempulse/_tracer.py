@@ -18,6 +18,7 @@ except NameError:
     _INTEGER_TYPES = (int,)
 
 PERIOD_NS = _engine.PERIOD_NS
+_HAVE_AT_FORK = _engine._HAVE_AT_FORK  # else a forked child finds out by its pid
 _PACKAGE_DIR = _engine.PACKAGE_DIR
 
 # A tracer between the start of __enter__ and its session existing.
@@ -130,8 +131,6 @@ class _Tracer(object):
         driver = None
         try:
             trace = _engine.ThreadTrace(session, frame, self._record_caller)
-            # Its first reading took the kernel's mark before resetting it.
-            session.lifetime_peak = meter.known_peak()
             session.main = trace
             trace.outer = outer
             wanted = outer.session.driver if outer is not None else _driver_wanted()
@@ -142,6 +141,8 @@ class _Tracer(object):
             session.driver = _sysmon.Driver.name if driver is not None else _settrace.Driver.name
             _engine.register(session)
             trace.activate()
+            # Its first reading took the kernel's mark before resetting it.
+            session.lifetime_peak = meter.known_peak()
             if driver is None:
                 driver = _settrace.Driver(trace, guarded=False)
                 driver.install(frame, self._record_caller)
@@ -167,10 +168,13 @@ class _Tracer(object):
     def __exit__(self, exc_type, exc_value, tb):
         if self.trace_depth == 0:
             return False
+        # Until the driver is uninstalled, each Python call made here is an
+        # event (this frame itself is never followed: see the end of the
+        # file), so nothing is called before it but C.
         session = self._session
         if session is None or session is _STARTING:
             raise RuntimeError("__exit__ without a matching __enter__")
-        if session.forked or session.pid != _engine.current_pid():
+        if session.forked or (not _HAVE_AT_FORK and session.pid != os.getpid()):
             # A forked child: the trace is the parent's; nothing to report here.
             self._session = None
             session.tracer = None
@@ -322,13 +326,14 @@ def _abandon(session):
 def _add_c_metadata(metadata, c_tracer, session):
     """What the core says about the run: USS anchor age, the peak before it, lost events."""
     lib = _core.lib
-    age = getattr(lib, "mp_uss_age_ns", None)
-    if age is not None:
-        metadata["uss_age"] = max(int(age(c_tracer)), 0) / 1e9  # seconds
+    metadata["uss_age"] = max(lib.mp_uss_age_ns(c_tracer), 0) / 1e9  # seconds
     metadata["lifetime_peak_before"] = session.lifetime_peak
-    dropped = getattr(lib, "mp_dropped", None)
-    if dropped is not None and dropped(c_tracer):
-        metadata["dropped_events"] = int(dropped(c_tracer))
+    dropped = lib.mp_dropped(c_tracer)
+    if dropped:
+        metadata["dropped_events"] = int(dropped)
+
+
+_engine.ignore(_Tracer.__exit__)
 
 
 class cMemoryUsageTracer(_Tracer):
