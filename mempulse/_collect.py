@@ -83,7 +83,7 @@ def series(c_tracer, names):
     if not count:
         return []
     rows = _copy("mp_point", _POINT, count, lib.mp_series, c_tracer)
-    return _result.LazySeries(rows, names, _points)
+    return _result.Lazy(_points, rows, names)
 
 
 def _points(rows, names):

@@ -32,7 +32,9 @@ rule lives here:
   file of the parent's); see :func:`_after_fork_in_child`.
 """
 import os
+import platform
 import threading
+import weakref
 
 from mempulse import _core
 
@@ -171,13 +173,17 @@ class CodeNames(object):
 
     ``code_filter`` (see :mod:`mempulse._filters`) is asked once per code
     object: code it does not record is transparent, like mempulse's own.
+    A table keeps each code object it names alive, so that its id is not
+    reused meanwhile; ``weak``: it keeps weak references instead, and an id
+    is forgotten as its code dies (the table shared by sessions, see
+    :func:`shared_code_names`).
     """
 
-    def __init__(self, code_filter=None):
+    def __init__(self, code_filter=None, weak=False):
         self.code_filter = code_filter
         self.lock = threading.Lock()
         self.code_ids = {}  # id(code object) -> code id (OWN_CODE for ours)
-        self.codes = []
+        self.codes = [] if not weak else {}  # what keeps the ids valid
         self.names = []  # id -> (filename, function)
         self.name_ids = {}
 
@@ -201,7 +207,19 @@ class CodeNames(object):
             # By identity: equal code objects (two dataclasses' generated
             # __init__, copies made by other tools) may come from other files.
             self.code_ids[id(code)] = code_id
-            self.codes.append(code)  # keeps ids from being reused meanwhile
+            codes = self.codes
+            if type(codes) is list:
+                codes.append(code)  # keeps ids from being reused meanwhile
+            else:
+                key = id(code)
+
+                def forget(ref, key=key, code_ids=self.code_ids):
+                    # At the code's deallocation, before its id can be
+                    # reused; no lock (it may run inside code_id itself).
+                    code_ids.pop(key, None)
+                    codes.pop(key, None)
+
+                codes[key] = weakref.ref(code, forget)
             return code_id
 
     def _filtered(self, code, frame):
@@ -213,6 +231,27 @@ class CodeNames(object):
             return not code_filter.records(code, module)
         except Exception:  # an odd filename or module name: recorded, never an error
             return False
+
+
+# The code-id table of sessions without a filter of their own, shared so a
+# block does not name its code objects again; replaced by a fresh one when
+# this big (names of code that died are never forgotten).
+_SHARED_LIMIT = 20000
+_shared_names = [None]
+# CPython frees a code object (and calls its weak references' callbacks)
+# before its memory, so its id, can be reused; elsewhere (PyPy) ids may be
+# reused before the callbacks run, so each session names its own code.
+_WEAK_CODES = platform.python_implementation() == "CPython"
+
+
+def shared_code_names():
+    """The process's shared :class:`CodeNames` (no filter), or a new private one where ids may be reused."""
+    if not _WEAK_CODES:
+        return CodeNames()
+    names = _shared_names[0]
+    if names is None or len(names.names) > _SHARED_LIMIT or len(names.code_ids) > _SHARED_LIMIT:
+        names = _shared_names[0] = CodeNames(weak=True)
+    return names
 
 
 class Session(object):
@@ -544,6 +583,7 @@ def _after_fork_in_child():
                 trace.lock = threading.Lock()
                 trace.done = True
     _sessions.clear()
+    _shared_names[0] = None  # its lock may be held by a thread that is gone
     _active.trace = None
     if _core.loaded():
         _core.lib.mp_bind(_core.ffi.NULL)

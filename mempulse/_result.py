@@ -50,17 +50,30 @@ class TraceResult(list):
         print("peak %d bytes at %.3f s, line %s:%s" % (top.rss, top.time, top.filename, top.lineno))
     """
 
-    __slots__ = ("metadata", "_series")
+    __slots__ = ("_metadata", "_series")
 
     def __init__(self, records=(), metadata=None, series=None):
         list.__init__(self, records)
-        self.metadata = {} if metadata is None else metadata
+        self._metadata = {} if metadata is None else metadata
         self._series = [] if series is None else series
+
+    # Both are built when first read (see Lazy): most results of a
+    # service's blocks are never looked at that closely.
+    @property
+    def metadata(self):
+        metadata = self._metadata
+        if type(metadata) is Lazy:
+            metadata = self._metadata = metadata.build()
+        return metadata
+
+    @metadata.setter
+    def metadata(self, value):
+        self._metadata = value
 
     @property
     def series(self):
         series = self._series
-        if type(series) is LazySeries:
+        if type(series) is Lazy:
             series = self._series = series.build()
         return series
 
@@ -83,23 +96,23 @@ class TraceResult(list):
         return result_to_dict(self)
 
 
-class LazySeries(object):
-    """A series decoded when first read: ``build()`` gives the list.
+class Lazy(object):
+    """A value made when first read: ``build()`` gives ``function(*args)``.
 
     No closure: a result's callback may keep it for long (one per block).
     """
 
-    __slots__ = ("rows", "names", "decode")
+    __slots__ = ("function", "args")
 
-    def __init__(self, rows, names, decode):
-        self.rows, self.names, self.decode = rows, names, decode
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
 
     def build(self):
-        return self.decode(self.rows, self.names)
+        return self.function(*self.args)
 
 
-def run_metadata(sampler, depth, start_time, **extra):
-    """Metadata of a run that started at ``start_time`` (``time.time()``) and ends now.
+def run_metadata(sampler, depth, start_time, end_time=None, **extra):
+    """Metadata of a run that started at ``start_time`` (``time.time()``) and ends now (or at ``end_time``).
 
     Keys: ``interpreter`` (e.g. ``"CPython 3.11.7"``), ``platform``,
     ``sampler`` (``"c"`` or ``"psutil"``), ``depth``, ``start_time`` (UTC,
@@ -115,7 +128,7 @@ def run_metadata(sampler, depth, start_time, **extra):
         "sampler": sampler,
         "depth": depth,
         "start_time": _utc_iso(start_time),
-        "duration": max(time.time() - start_time, 0.0),
+        "duration": max((time.time() if end_time is None else end_time) - start_time, 0.0),
         "peak": "lifetime",
     }
     metadata.update(extra)

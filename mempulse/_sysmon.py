@@ -59,6 +59,7 @@ class _Monitor(object):
         self.interrupts = []  # the psutil meters' interrupt lists in use
         self.callbacks = None
         self.idle = False  # the tool is kept, with no events, for the next session
+        self.events_on = False  # the global events are set
 
     # -- claiming ---------------------------------------------------------------
     def acquire(self, driver, interrupts=None):
@@ -71,8 +72,7 @@ class _Monitor(object):
             # Users whose session ended without releasing (an interrupt).
             self.users = set(d for d in self.users if d.live())
             if not self.users and self.idle:
-                self.idle = False
-                monitoring.set_events(self.tool, _GLOBAL_EVENTS)
+                self.idle = False  # events stay off until start_events()
             elif not self.users:
                 if self.tool is not None:
                     self._uninstall()
@@ -91,6 +91,14 @@ class _Monitor(object):
                 self.interrupts.append(interrupts)
                 self._choose_line_callback()
             return True
+
+    def start_events(self):
+        """Turn the global events on (a session's last step: from here on,
+        every Python call is an event)."""
+        with self.lock:
+            if self.tool is not None and not self.events_on:
+                monitoring.set_events(self.tool, _GLOBAL_EVENTS)
+                self.events_on = True
 
     def release(self, driver, interrupts=None):
         """Count a session out; the last one gives the tool id back."""
@@ -117,6 +125,7 @@ class _Monitor(object):
         if self.tool is None:
             return
         try:
+            self.events_on = False
             monitoring.set_events(self.tool, 0)
             for code in self.codes.values():
                 monitoring.set_local_events(self.tool, code, 0)
@@ -134,10 +143,9 @@ class _Monitor(object):
         for event, function in self.callbacks.items():
             if event != "psutil LINE":
                 monitoring.register_callback(self.tool, event, function)
-        monitoring.set_events(self.tool, _GLOBAL_EVENTS)
 
     def _uninstall(self):
-        self.idle = False
+        self.idle = self.events_on = False
         tool, self.tool = self.tool, None
         if tool is None:
             return
@@ -479,19 +487,21 @@ class Driver(object):
         self.trace = trace
         self.acquired = False
 
-    def install(self, frame, record_root):
-        """Start; False where every tool id is taken (use settrace then)."""
+    def claim(self):
+        """Count this session in on the tool, events still off; False where
+        every tool id is taken (use settrace then)."""
         meter = self.trace.session.meter
         self.interrupts = getattr(meter, "interrupts", None) if meter.name == "psutil" else None
-        if not _monitor.acquire(self, self.interrupts):
-            return False
-        kind = _engine.TRACED if record_root else _engine.OWN
+        return _monitor.acquire(self, self.interrupts)
+
+    def install(self, frame, record_root):
+        """Start the events (after :meth:`claim`); ``frame`` is the root."""
         events = monitoring.events
         wanted = events.CALL | events.PY_RETURN | events.PY_YIELD
-        if kind == _engine.TRACED:
+        if record_root:
             wanted |= events.LINE
         _monitor.enable(frame.f_code, wanted)
-        return True
+        _monitor.start_events()
 
     def uninstall(self):
         if self.acquired:

@@ -122,7 +122,9 @@ class _Tracer(object):
                 "nest by raising trace_depth of the outer one instead"
             )
         meter = _samplers.meter(self._sampler)  # loads the core on first use
-        names = self._names if self._names is not None else _engine.CodeNames(self._code_filter)
+        names = self._names
+        if names is None:
+            names = _engine.CodeNames(self._code_filter) if self._code_filter is not None else _engine.shared_code_names()
         session = _engine.Session(self, meter, self.trace_depth, self._steps_aside, names)
         session.driver_object = _NO_DRIVER
         session.entered_at = frame.f_lasti
@@ -136,7 +138,7 @@ class _Tracer(object):
             wanted = outer.session.driver if outer is not None else _driver_wanted()
             if wanted == _sysmon.Driver.name:
                 driver = _sysmon.Driver(trace)
-                if not driver.install(frame, self._record_caller):
+                if not driver.claim():
                     driver = None  # every tool id taken
             session.driver = _sysmon.Driver.name if driver is not None else _settrace.Driver.name
             _engine.register(session)
@@ -145,8 +147,9 @@ class _Tracer(object):
             session.lifetime_peak = meter.known_peak()
             if driver is None:
                 driver = _settrace.Driver(trace, guarded=False)
-                driver.install(frame, self._record_caller)
             session.driver_object = driver
+            # Last: from here on each Python call is an event.
+            driver.install(frame, self._record_caller)
             self.driver = session.driver
             self._session = session
         except BaseException:
@@ -231,14 +234,21 @@ class _Tracer(object):
 
     def _collect(self, session):
         c_tracer = self._merged(session)
-        metadata = _result.run_metadata(
+        lib = _core.lib
+        # What the metadata needs, read now (the C tracer is freed next);
+        # the dict is made when first read.
+        metadata = _result.Lazy(
+            _metadata,
             session.meter.name,
             self.trace_depth,
             session.start_time,
-            peak="line" if session.meter.peak_per_line() else "lifetime",
-            driver=session.driver,
+            time.time(),
+            lib.mp_meter_peak_per_line(session.meter.c),
+            session.driver,
+            lib.mp_uss_age_ns(c_tracer),
+            session.lifetime_peak,
+            lib.mp_dropped(c_tracer),
         )
-        _add_c_metadata(metadata, c_tracer, session)
         return self.records_of(c_tracer, session.names, metadata)
 
     @staticmethod
@@ -323,14 +333,17 @@ def _abandon(session):
     )
 
 
-def _add_c_metadata(metadata, c_tracer, session):
-    """What the core says about the run: USS anchor age, the peak before it, lost events."""
-    lib = _core.lib
-    metadata["uss_age"] = max(lib.mp_uss_age_ns(c_tracer), 0) / 1e9  # seconds
-    metadata["lifetime_peak_before"] = session.lifetime_peak
-    dropped = lib.mp_dropped(c_tracer)
+def _metadata(sampler, depth, start_time, end_time, peak_per_line, driver, uss_age_ns, lifetime_peak, dropped):
+    """A trace's metadata: the run's (see run_metadata), then what the core
+    says: USS anchor age, the peak before the trace, lost events."""
+    metadata = _result.run_metadata(
+        sampler, depth, start_time, end_time=end_time, peak="line" if peak_per_line else "lifetime", driver=driver
+    )
+    metadata["uss_age"] = max(uss_age_ns, 0) / 1e9  # seconds
+    metadata["lifetime_peak_before"] = lifetime_peak
     if dropped:
         metadata["dropped_events"] = int(dropped)
+    return metadata
 
 
 _engine.ignore(_Tracer.__exit__)
