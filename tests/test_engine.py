@@ -69,6 +69,69 @@ def helper_line(x):
     return x + 1
 
 
+THREADS_STARTED_AT_EXIT = """
+import sys, threading, time
+import mempulse
+from mempulse import _core
+
+rounds, slow_bind = int(sys.argv[1]), sys.argv[2] == "slow"
+real = _core.load().lib
+main = threading.current_thread()
+delayed = []
+
+
+class SlowBind(object):
+    # The core, with every worker's bind late: the session ends meanwhile.
+    def __getattr__(self, name):
+        return getattr(real, name)
+
+    def mp_bind(self, c):
+        if threading.current_thread() is not main and c != _core.ffi.NULL:
+            delayed.append(1)
+            time.sleep(0.002)
+        real.mp_bind(c)
+
+
+if slow_bind:
+    _core.lib = SlowBind()  # the engine looks it up at each call
+elif getattr(sys, "setswitchinterval", None) is not None:
+    sys.setswitchinterval(1e-5)  # many thread switches: the race shows sooner
+ran = []
+results = []
+for r in range(rounds):
+    threads = [threading.Thread(target=ran.append, args=(r,)) for _ in range(2)]
+    with mempulse.cMemoryUsageTracer(results.append, 2):
+        for t in threads:
+            t.start()
+    for t in threads:
+        t.join()
+assert len(results) == rounds
+assert not slow_bind or delayed, "no bind was delayed: the test tests nothing"
+print("ran %d of %d" % (len(ran), 2 * rounds))
+"""
+
+
+@pytest.mark.parametrize("how", ["slow-bind", "plain"])
+def test_threads_adopted_as_the_block_exits(driver, how):
+    """Threads started just before the exit: each is adopted while the
+    session ends, which frees its C tracer.  Bound after that, the tracer
+    was freed memory (a crash as the thread exited: every run with the bind
+    delayed, most plain runs in ABI mode); the settrace hook read tables the
+    teardown had cleared (an AttributeError that killed the thread before
+    its target ran).  Both cffi modes: ABI mode releases the GIL around
+    every C call."""
+    rounds = 50 if how == "slow-bind" else 500
+    modes = [{}]
+    if mempulse._core.load().mode != "abi":
+        modes.append({"MEMPULSE_CFFI": "abi"})
+    for env in modes:
+        code = "import sys; sys.argv[1:] = [%r, %r]\n" % (str(rounds), how.split("-")[0]) + THREADS_STARTED_AT_EXIT
+        status, out, err = run_python(code, timeout=180, env=env)
+        assert status == 0, (env, err[-3000:])
+        assert "ran %d of %d" % (2 * rounds, 2 * rounds) in out, (env, out, err[-3000:])
+        assert "Traceback" not in err and "Exception in thread" not in err, (env, err[-3000:])
+
+
 # ---- generators ------------------------------------------------------------
 def rows():
     yield "header"  # L:rows-header
