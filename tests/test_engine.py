@@ -132,6 +132,50 @@ def test_threads_adopted_as_the_block_exits(driver, how):
         assert "Traceback" not in err and "Exception in thread" not in err, (env, err[-3000:])
 
 
+def test_exit_while_threads_meet_new_code(driver):
+    """300 exits while two traced threads keep calling code never seen
+    before: sys.monitoring's end turned every code's events off while those
+    threads' callbacks enabled more ("dictionary changed size during
+    iteration" from __exit__, about 1 exit in 20)."""
+    errors = []
+    failures = []
+
+    def fresh_calls(stop):
+        try:
+            n = 0
+            while not stop.is_set():
+                namespace = {}
+                exec(compile("def f(x):\n    return x + 1\n", "<fresh %d>" % n, "exec"), namespace)
+                namespace["f"](n)
+                n += 1
+        except BaseException as e:  # pragma: no cover - the failure shown
+            errors.append(repr(e))
+
+    interval = sys.getswitchinterval() if hasattr(sys, "getswitchinterval") else None
+    if interval is not None:
+        sys.setswitchinterval(1e-5)  # many thread switches: the race shows sooner
+    try:
+        for _ in range(300):
+            stop = threading.Event()
+            threads = [threading.Thread(target=fresh_calls, args=(stop,)) for _ in range(2)]
+            try:
+                with mempulse.cMemoryUsageTracer(lambda result: None, 3):
+                    for t in threads:
+                        t.start()
+            except Exception as e:  # pragma: no cover - the failure shown
+                failures.append(repr(e))
+            finally:
+                stop.set()
+                for t in threads:
+                    if t.ident is not None:
+                        t.join()
+    finally:
+        if interval is not None:
+            sys.setswitchinterval(interval)
+    assert failures == [] and errors == []
+    assert mempulse._tracer.current_tracer() is None
+
+
 # ---- generators ------------------------------------------------------------
 def rows():
     yield "header"  # L:rows-header
