@@ -32,7 +32,10 @@
  *     may run on any thread once mp_finish returned.  mp_tracer_free may be
  *     called by any thread after mp_finish, even while the bound thread
  *     still sends events: those are ignored, and the memory lives on until
- *     that thread unbinds or exits.
+ *     that thread unbinds or exits.  But mp_bind(t) must come before
+ *     mp_tracer_free(t) (the caller orders them: the Python layer binds
+ *     under the trace's lock, which it frees under): a tracer bound after
+ *     it was freed is freed memory.
  *   - mp_proc_*: through a meter only (its mutex serializes them).
  *   - mp_format, mp_strerror: any thread.
  * A forked child may use the meter at once: its state (anchor, peaks,

@@ -333,7 +333,8 @@ static void destroy(mp_tracer *t)
  * thread is about to send one more event, so a tracer still bound somewhere
  * outlives mp_tracer_free until that thread binds another tracer, unbinds,
  * or exits (a thread-exit destructor).  Events sent to a finished tracer
- * are ignored.
+ * are ignored.  Binding must come before the free: after it, t is gone
+ * (and counting its binds would free it twice).
  */
 static MP_THREAD_LOCAL mp_tracer *bound;
 static mp_mutex bind_lock = MP_MUTEX_INIT;

@@ -164,8 +164,27 @@ def active_trace():
         trace = trace.outer
     _active.trace = trace
     if _core.loaded():
-        _core.lib.mp_bind(trace.c if trace is not None else _core.ffi.NULL)
+        _bind(trace)
     return trace
+
+
+def _bind(trace):
+    """Send the calling thread's events to ``trace``'s C tracer (None: nowhere).
+
+    Under the trace's lock, as :meth:`ThreadTrace.free` frees: another
+    thread may free it at any moment (the entering thread, as the session
+    ends).  A C tracer bound before it is freed lives on until this thread
+    unbinds; bound after, it is freed memory, written to and freed again at
+    this thread's exit.  Returns False when it was freed (nothing bound).
+    """
+    lib = _core.lib
+    if trace is None:
+        lib.mp_bind(_core.ffi.NULL)
+        return True
+    with trace.lock:
+        c = trace.c
+        lib.mp_bind(c if c is not None else _core.ffi.NULL)
+    return c is not None
 
 
 class CodeNames(object):
@@ -320,18 +339,18 @@ class Session(object):
             if self.ended or id(thread) not in self.children:
                 return None
             self.children.discard(id(thread))
-            trace = None
             try:
                 trace = ThreadTrace(self, root, False, thread=True)
-                trace.activate()
+                trace.start()
             except Exception as e:  # reported on exit, never in the thread
                 if self.error is None:
                     self.error = e
-                if trace is not None:
-                    trace.deactivate()
-                    trace.free()
                 return None
             self.threads.append(trace)
+        # The session may end from here on, and free the trace: then the
+        # thread runs untraced.
+        if not trace.activate():
+            return None
         return trace
 
     def end(self):
@@ -348,7 +367,8 @@ class ThreadTrace(object):
 
     ``enter``/``leave`` are called by the thread itself.  ``lock`` is taken
     by the drivers around events of threads other than the entering one,
-    since the entering thread finishes their C tracers on exit.
+    since the entering thread finishes and frees their C tracers on exit,
+    and around every bind (:func:`_bind`).
     """
 
     def __init__(self, session, root, record_root, thread=False):
@@ -378,22 +398,32 @@ class ThreadTrace(object):
         self._mp_call = lib.mp_bound_call
         self._mp_return = lib.mp_bound_return
 
-    def activate(self):
-        """Start the C tracer (its first reading) and make this the calling
-        thread's trace: its events go to this C tracer.
+    def start(self):
+        """Start the C tracer: its first reading, the baseline of the first line.
 
-        Called last before events flow, so that reading is the baseline of
-        the first line, not of mempulse's own setup.  On failure the caller
-        frees the trace.
+        The entering thread calls it as its last step before events flow,
+        so the reading is not of mempulse's own setup.  On failure the
+        caller frees the trace.
         """
         lib = _core.lib
         status = lib.mp_start(self.c)
         if status != 0:
             raise self.session.failure(status, lib.mp_error_errno(self.c))
-        lib.mp_bind(self.c)
-        if self.root_kind == TRACED:
-            self._mp_call(self.root_code)
+
+    def activate(self):
+        """Make this the calling thread's trace: its events go to this C tracer.
+
+        Returns False, binding nothing, when the C tracer was freed already
+        (the session ended meanwhile); under the lock, see :func:`_bind`.
+        """
+        with self.lock:
+            if self.c is None:
+                return False
+            _core.lib.mp_bind(self.c)
+            if self.root_kind == TRACED:
+                self._mp_call(self.root_code)
         _active.trace = self
+        return True
 
     # -- events --------------------------------------------------------------
     def enter(self, frame):
@@ -536,7 +566,7 @@ class ThreadTrace(object):
         if getattr(_active, "trace", None) is self:
             outer = self.outer
             _active.trace = outer
-            _core.lib.mp_bind(outer.c if outer is not None else _core.ffi.NULL)
+            _bind(outer)  # freed meanwhile (another thread's session ended): nothing bound
 
     def free(self):
         """Release the C tracer and every frame reference."""

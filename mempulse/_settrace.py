@@ -254,10 +254,17 @@ def _thread_hook(frame, event, arg):
         if session.driver != Driver.name:
             continue
         trace = session.adopt(thread, frame.f_back)
-        if trace is not None:
-            driver = Driver(trace, guarded=True)
-            sys.settrace(driver.global_)
-            return driver.global_(frame, event, arg)
+        if trace is None:
+            continue
+        with trace.lock:
+            # Not done: not freed yet, so the teardown has not cleared the
+            # session's tables that _functions reads (it waits for the lock).
+            driver = None if trace.done else Driver(trace, guarded=True)
+        if driver is None:  # the session ended meanwhile
+            trace.deactivate()
+            break
+        sys.settrace(driver.global_)
+        return driver.global_(frame, event, arg)
     previous = _hook_state["previous"]
     sys.settrace(previous)
     if previous is not None:

@@ -176,18 +176,23 @@ class _Monitor(object):
 
     # -- local events --------------------------------------------------------
     def enable(self, code, events):
-        key = id(code)
-        old = self.enabled.get(key, 0)
-        line = monitoring.events.LINE
-        if events & line and not old & line:
-            loops = _self_loops(code)
-            if loops:
-                self.self_loops[key] = loops
-                events |= monitoring.events.JUMP
-        if old | events != old and self.tool is not None:
-            self.enabled[key] = old | events
-            self.codes[key] = code
-            monitoring.set_local_events(self.tool, code, old | events)
+        # Under the lock: other threads' callbacks get here while the last
+        # session's end turns every code's events off (_idle iterates codes).
+        with self.lock:
+            if self.tool is None or self.idle:
+                return  # a late callback: no session left to trace for
+            key = id(code)
+            old = self.enabled.get(key, 0)
+            line = monitoring.events.LINE
+            if events & line and not old & line:
+                loops = _self_loops(code)
+                if loops:
+                    self.self_loops[key] = loops
+                    events |= monitoring.events.JUMP
+            if old | events != old:
+                self.enabled[key] = old | events
+                self.codes[key] = code
+                monitoring.set_local_events(self.tool, code, old | events)
 
     def restart(self):
         """Turn disabled starts back on; the codes concerned are never disabled again."""

@@ -142,6 +142,7 @@ class _Tracer(object):
                     driver = None  # every tool id taken
             session.driver = _sysmon.Driver.name if driver is not None else _settrace.Driver.name
             _engine.register(session)
+            trace.start()
             trace.activate()
             # Its first reading took the kernel's mark before resetting it.
             session.lifetime_peak = meter.known_peak()

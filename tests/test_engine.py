@@ -69,6 +69,113 @@ def helper_line(x):
     return x + 1
 
 
+THREADS_STARTED_AT_EXIT = """
+import sys, threading, time
+import mempulse
+from mempulse import _core
+
+rounds, slow_bind = int(sys.argv[1]), sys.argv[2] == "slow"
+real = _core.load().lib
+main = threading.current_thread()
+delayed = []
+
+
+class SlowBind(object):
+    # The core, with every worker's bind late: the session ends meanwhile.
+    def __getattr__(self, name):
+        return getattr(real, name)
+
+    def mp_bind(self, c):
+        if threading.current_thread() is not main and c != _core.ffi.NULL:
+            delayed.append(1)
+            time.sleep(0.002)
+        real.mp_bind(c)
+
+
+if slow_bind:
+    _core.lib = SlowBind()  # the engine looks it up at each call
+elif getattr(sys, "setswitchinterval", None) is not None:
+    sys.setswitchinterval(1e-5)  # many thread switches: the race shows sooner
+ran = []
+results = []
+for r in range(rounds):
+    threads = [threading.Thread(target=ran.append, args=(r,)) for _ in range(2)]
+    with mempulse.cMemoryUsageTracer(results.append, 2):
+        for t in threads:
+            t.start()
+    for t in threads:
+        t.join()
+assert len(results) == rounds
+assert not slow_bind or delayed, "no bind was delayed: the test tests nothing"
+print("ran %d of %d" % (len(ran), 2 * rounds))
+"""
+
+
+@pytest.mark.parametrize("how", ["slow-bind", "plain"])
+def test_threads_adopted_as_the_block_exits(driver, how):
+    """Threads started just before the exit: each is adopted while the
+    session ends, which frees its C tracer.  Bound after that, the tracer
+    was freed memory (a crash as the thread exited: every run with the bind
+    delayed, most plain runs in ABI mode); the settrace hook read tables the
+    teardown had cleared (an AttributeError that killed the thread before
+    its target ran).  Both cffi modes: ABI mode releases the GIL around
+    every C call."""
+    rounds = 50 if how == "slow-bind" else 500
+    modes = [{}]
+    if mempulse._core.load().mode != "abi":
+        modes.append({"MEMPULSE_CFFI": "abi"})
+    for env in modes:
+        code = "import sys; sys.argv[1:] = [%r, %r]\n" % (str(rounds), how.split("-")[0]) + THREADS_STARTED_AT_EXIT
+        status, out, err = run_python(code, timeout=180, env=env)
+        assert status == 0, (env, err[-3000:])
+        assert "ran %d of %d" % (2 * rounds, 2 * rounds) in out, (env, out, err[-3000:])
+        assert "Traceback" not in err and "Exception in thread" not in err, (env, err[-3000:])
+
+
+def test_exit_while_threads_meet_new_code(driver):
+    """300 exits while two traced threads keep calling code never seen
+    before: sys.monitoring's end turned every code's events off while those
+    threads' callbacks enabled more ("dictionary changed size during
+    iteration" from __exit__, about 1 exit in 20)."""
+    errors = []
+    failures = []
+
+    def fresh_calls(stop):
+        try:
+            n = 0
+            while not stop.is_set():
+                namespace = {}
+                exec(compile("def f(x):\n    return x + 1\n", "<fresh %d>" % n, "exec"), namespace)
+                namespace["f"](n)
+                n += 1
+        except BaseException as e:  # pragma: no cover - the failure shown
+            errors.append(repr(e))
+
+    interval = sys.getswitchinterval() if hasattr(sys, "getswitchinterval") else None
+    if interval is not None:
+        sys.setswitchinterval(1e-5)  # many thread switches: the race shows sooner
+    try:
+        for _ in range(300):
+            stop = threading.Event()
+            threads = [threading.Thread(target=fresh_calls, args=(stop,)) for _ in range(2)]
+            try:
+                with mempulse.cMemoryUsageTracer(lambda result: None, 3):
+                    for t in threads:
+                        t.start()
+            except Exception as e:  # pragma: no cover - the failure shown
+                failures.append(repr(e))
+            finally:
+                stop.set()
+                for t in threads:
+                    if t.ident is not None:
+                        t.join()
+    finally:
+        if interval is not None:
+            sys.setswitchinterval(interval)
+    assert failures == [] and errors == []
+    assert mempulse._tracer.current_tracer() is None
+
+
 # ---- generators ------------------------------------------------------------
 def rows():
     yield "header"  # L:rows-header
