@@ -159,8 +159,27 @@ def test_the_timeline_is_an_inline_svg_with_the_top_lines_marked(traced, monkeyp
 # ---- in a real browser ------------------------------------------------------------
 
 
+def short_temp_dir(tmp_path_factory):
+    """A directory for Chromium's temporary files, inside pytest's temporary tree.
+
+    Chromium makes its profile's lock socket in TMPDIR
+    (org.chromium.Chromium.XXXXXX/SingletonSocket) and leaves it behind when
+    chromedriver ends it; given a TMPDIR of ours, nothing lands in /tmp.  A
+    socket's path has room for about 107 bytes: where pytest's tree is too
+    deep for that, a directory of the system's, removed after the test.
+    """
+    import shutil
+    import tempfile
+
+    path = str(tmp_path_factory.mktemp("chrome"))
+    if len(path) + len("/org.chromium.Chromium.XXXXXX/SingletonSocket") < 100:
+        return path, lambda: None
+    path = tempfile.mkdtemp(prefix="mempulse-chrome-")
+    return path, lambda: shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture
-def browser():
+def browser(tmp_path_factory):
     """Headless Chromium driven by the system's chromedriver; quit after the test."""
     if sys.version_info < (3, 8):
         pytest.skip("selenium 4 needs Python 3.8+")
@@ -177,14 +196,19 @@ def browser():
     options.binary_location = chromium
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
         options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    temp, remove_temp = short_temp_dir(tmp_path_factory)
+    env = dict(os.environ, TMPDIR=temp)
     try:
-        yield driver
+        driver = webdriver.Chrome(service=Service(executable_path=driver_path, env=env), options=options)
+        try:
+            yield driver
+        finally:
+            driver.quit()
+            # Its socket closes when the object is collected (PyPy: not at once).
+            del driver
+            gc.collect()
     finally:
-        driver.quit()
-        # Its socket closes when the object is collected (PyPy: not at once).
-        del driver
-        gc.collect()
+        remove_temp()
 
 
 def no_alert(driver):
