@@ -416,12 +416,11 @@ class ThreadTrace(object):
         Returns False, binding nothing, when the C tracer was freed already
         (the session ended meanwhile); under the lock, see :func:`_bind`.
         """
-        with self.lock:
-            if self.c is None:
-                return False
-            _core.lib.mp_bind(self.c)
-            if self.root_kind == TRACED:
-                self._mp_call(self.root_code)
+        if not _bind(self):
+            return False
+        # Bound before any free: the C tracer lives on while bound.
+        if self.root_kind == TRACED:
+            self._mp_call(self.root_code)
         _active.trace = self
         return True
 

@@ -244,7 +244,7 @@ class _Tracer(object):
             self.trace_depth,
             session.start_time,
             time.time(),
-            lib.mp_meter_peak_per_line(session.meter.c),
+            session.meter.peak_per_line(),
             session.driver,
             lib.mp_uss_age_ns(c_tracer),
             session.lifetime_peak,
