@@ -35,6 +35,7 @@ class Driver(object):
         self.previous_local = None
         self.frame = None
         self.installed = False
+        self.failed = None
         self.global_, self.local, self.local_own = _functions(trace, guarded)
 
     def install(self, frame, record_root):
@@ -47,7 +48,15 @@ class Driver(object):
         self.installed = True
         _thread_hook_users(+1)
         # Last: every Python call after it, ours included, is an event.
-        sys.settrace(self.global_)
+        try:
+            sys.settrace(self.global_)
+        except Exception as e:
+            # 3.12+: OverflowError once the process has spent CPython's
+            # 2**23 event changes (sys.settrace counts as one).
+            self.failed = "mempulse: sys.settrace() refused to trace (%s: %s); nothing was recorded" % (
+                type(e).__name__,
+                e,
+            )
 
     def uninstall(self):
         """Stop tracing the calling thread; restore what was there before.
@@ -60,15 +69,18 @@ class Driver(object):
             return None
         self.installed = False
         current = sys.gettrace()
-        sys.settrace(self.previous)
+        try:
+            sys.settrace(self.previous)
+        except Exception:  # 3.12+, event changes spent (see install): nothing more to do
+            pass
         if self.frame is not None:
             self.frame.f_trace = self.previous_local
         # The __exit__ frame was followed as mempulse's own; its return must
         # not reach us through a restored tracer.
         sys._getframe(1).f_trace = None
         _thread_hook_users(-1)
-        problem = None
-        if current is not self.global_:
+        problem = self.failed
+        if problem is None and current is not self.global_:
             if current is None:
                 problem = (
                     "mempulse: tracing of this thread stopped before the block ended "

@@ -16,15 +16,26 @@ Events:
   (they must be muted), nor resumes (a generator first advanced too deep
   may be resumed by a traced frame later).
 - CALL (local, on code whose frames may have traced callees): when the
-  callee may be code that was disabled, ``restart_events()`` turns it back
-  on, once per code object: after that such code is never disabled again.
+  callee is code that was disabled, ``restart_events()`` turns it back on,
+  once per code object: after that it is never disabled again ("sticky").
 - LINE (local, on traced code): straight to the C tracer bound to the thread.
 - PY_RETURN, PY_YIELD (local), PY_UNWIND (global): a frame leaves.
 
 LINE events carry no frame, and local events are per code object, so a frame
 running traced code where it is not traced (a deeper recursive call, another
 thread's call) is pushed as *muted*: C drops its lines.
+
+Between blocks the global events stay on, served by idle callbacks: a start
+is disabled (unless sticky), a resume, throw or unwind costs a call of a C
+builtin.  Turning global events on or off (and ``restart_events()``) makes
+CPython re-instrument all code that runs next, and a process may do it only
+2**23 times: after that ``set_events`` and ``sys.settrace`` raise
+OverflowError for every tool.  A service tracing each request must not spend
+two per request; it now spends none once its handler's callees are sticky.
+The events go off when the tool is given back (at exit, in a forked child,
+or when it holds the profiler's id).
 """
+import operator as _operator
 import sys
 import threading
 
@@ -72,7 +83,8 @@ class _Monitor(object):
             # Users whose session ended without releasing (an interrupt).
             self.users = set(d for d in self.users if d.live())
             if not self.users and self.idle:
-                self.idle = False  # events stay off until start_events()
+                self._register(self.callbacks, _GLOBAL_EVENT_NAMES)
+                self.idle = False
             elif not self.users:
                 if self.tool is not None:
                     self._uninstall()
@@ -116,19 +128,19 @@ class _Monitor(object):
                     self._idle()
 
     def _idle(self):
-        """No session: no event fires, yet the tool id and callbacks are kept.
+        """No session: the tool id and its global events are kept, served by
+        the idle callbacks; no local event is left on any code.
 
-        Claiming the tool, registering callbacks and turning disabled
-        starts back on cost more than the rest of a short block; the next
-        session only turns the events back on.
+        Turning the global events off and on again would re-instrument
+        every code that runs afterwards, twice per block, and spend two of
+        the process's 2**23 event changes (see the module's docstring).
         """
         if self.tool is None:
             return
         try:
-            self.events_on = False
-            monitoring.set_events(self.tool, 0)
             for code in self.codes.values():
                 monitoring.set_local_events(self.tool, code, 0)
+            self._register(self.idle_callbacks, _GLOBAL_EVENT_NAMES)
             self.idle = True
         except BaseException:
             self._uninstall()
@@ -138,11 +150,25 @@ class _Monitor(object):
             self.codes.clear()
 
     def _install(self):
-        events = monitoring.events
         self.callbacks = _callbacks(self)
-        for event, function in self.callbacks.items():
-            if event != "psutil LINE":
-                monitoring.register_callback(self.tool, event, function)
+        self.idle_callbacks = _idle_callbacks(self)
+        self._register(self.callbacks, _EVENT_NAMES)
+        _give_back_at_exit()
+
+    def _register(self, callbacks, names):
+        for name in names:
+            event = getattr(monitoring.events, name)
+            monitoring.register_callback(self.tool, event, callbacks[event])
+
+    def give_back(self):
+        """Give the tool id back if no session uses it (at exit)."""
+        with self.lock:
+            self.users = set(d for d in self.users if d.live())
+            if not self.users and self.tool is not None:
+                try:
+                    self._uninstall()
+                except Exception:
+                    pass  # at exit: nothing to report to
 
     def _uninstall(self):
         self.idle = self.events_on = False
@@ -150,7 +176,10 @@ class _Monitor(object):
         if tool is None:
             return
         try:
-            monitoring.set_events(tool, 0)
+            try:
+                monitoring.set_events(tool, 0)
+            except OverflowError:
+                pass  # no event change left (see the module's docstring): freed with its events
             for code in self.codes.values():
                 monitoring.set_local_events(tool, code, 0)
             for event in _EVENT_NAMES:
@@ -161,13 +190,16 @@ class _Monitor(object):
             self.sticky.clear()
             self.self_loops.clear()
             del self.interrupts[:]
-            self.callbacks = None
+            self.callbacks = self.idle_callbacks = None
             monitoring.free_tool_id(tool)
             if self.disabled or self.restarted:
                 # DISABLE outlives the tool id: give the next user a clean slate.
                 self.disabled.clear()
                 self.restarted = False
-                monitoring.restart_events()
+                try:
+                    monitoring.restart_events()
+                except OverflowError:
+                    pass
 
     def _choose_line_callback(self):
         if self.tool is not None:
@@ -185,6 +217,10 @@ class _Monitor(object):
             old = self.enabled.get(key, 0)
             line = monitoring.events.LINE
             if events & line and not old & line:
+                # Traced code is never disabled, between blocks either: a
+                # later block may reach it through frames that have no CALL
+                # event (filtered-out code, C), which could not restart it.
+                self.sticky.add(key)
                 loops = _self_loops(code)
                 if loops:
                     self.self_loops[key] = loops
@@ -194,9 +230,10 @@ class _Monitor(object):
                 self.codes[key] = code
                 monitoring.set_local_events(self.tool, code, old | events)
 
-    def restart(self):
-        """Turn disabled starts back on; the codes concerned are never disabled again."""
-        self.sticky.update(self.disabled)
+    def restart(self, keys):
+        """Turn disabled starts back on; the codes ``keys`` (ids) are never
+        disabled again, so each costs one restart at most."""
+        self.sticky.update(keys)
         self.disabled.clear()
         self.restarted = True
         monitoring.restart_events()
@@ -208,7 +245,19 @@ _GLOBAL_EVENTS = (
     else 0
 )
 _EVENT_NAMES = ("LINE", "JUMP", "CALL", "PY_START", "PY_RESUME", "PY_THROW", "PY_RETURN", "PY_YIELD", "PY_UNWIND")
+_GLOBAL_EVENT_NAMES = ("PY_START", "PY_RESUME", "PY_THROW", "PY_UNWIND")
 _monitor = _Monitor()
+_at_exit = []
+
+
+def _give_back_at_exit():
+    # The global events stay on between blocks: give them back before
+    # the interpreter finalizes (once per process).
+    if not _at_exit:
+        import atexit
+
+        atexit.register(_monitor.give_back)
+        _at_exit.append(True)
 
 
 def _claim_tool_id():
@@ -222,9 +271,30 @@ def _claim_tool_id():
     return None
 
 
-def _callee_code(callable_):
-    function = getattr(callable_, "__func__", callable_)
-    return getattr(function, "__code__", None)
+def _callee_codes(callable_):
+    """The Python code objects a call of ``callable_`` starts directly:
+    a function's or method's, a class's ``__init__``/``__new__``, an
+    object's ``__call__``, through ``functools.partial``.  Code a C
+    function calls back (a sort key) is not found."""
+    for _ in range(4):  # partials of partials: a few levels
+        function = getattr(callable_, "__func__", callable_)
+        code = getattr(function, "__code__", None)
+        if code is not None:
+            return (code,)
+        inner = getattr(callable_, "func", None)
+        if inner is None or not callable(inner):
+            break
+        callable_ = inner
+    if isinstance(callable_, type):
+        found = []
+        for name in ("__init__", "__new__"):
+            function = getattr(getattr(callable_, name, None), "__func__", getattr(callable_, name, None))
+            code = getattr(function, "__code__", None)
+            if code is not None:
+                found.append(code)
+        return found
+    function = getattr(getattr(type(callable_), "__call__", None), "__code__", None)
+    return (function,) if function is not None else ()
 
 
 def _callbacks(monitor):
@@ -343,14 +413,14 @@ def _callbacks(monitor):
             _note(e)
 
     def on_call(code, offset, callable_, arg0):
-        # Something may have been disabled that this frame is about to call.
+        # The code this frame is about to call may have been disabled.
         if disabled:
             try:
-                callee = _callee_code(callable_)
-                if callee is None or id(callee) in disabled:
+                keys = [id(c) for c in _callee_codes(callable_) if id(c) in disabled]
+                if keys:
                     with monitor.lock:
                         if monitor.tool is not None:
-                            monitor.restart()
+                            monitor.restart(keys)
             except Exception as e:
                 _note(e)
 
@@ -424,6 +494,33 @@ def _callbacks(monitor):
     }
 
 
+def _idle_callbacks(monitor):
+    """The global events' callbacks between blocks: as cheap as can be."""
+    events = monitoring.events
+    disable = monitoring.DISABLE
+    disabled = monitor.disabled
+    sticky = monitor.sticky
+    thread_start = _engine.THREAD_START
+
+    def on_start_idle(code, offset):
+        key = id(code)
+        # Kept on: sticky code (called from traced frames), and what a
+        # later block needs to see start (a thread's run, Thread.start).
+        if key in sticky or code is thread_start or code.co_name == "run":
+            return None
+        disabled.add(key)
+        return disable
+
+    # C builtins that accept any arguments and return something else than
+    # DISABLE (resumes and throws are never disabled; unwinds cannot be).
+    return {
+        events.PY_START: on_start_idle,
+        events.PY_RESUME: _operator.is_,
+        events.PY_THROW: slice,
+        events.PY_UNWIND: slice,
+    }
+
+
 _self_loops_cache = None
 
 
@@ -491,6 +588,7 @@ class Driver(object):
     def __init__(self, trace):
         self.trace = trace
         self.acquired = False
+        self.problem = None
 
     def claim(self):
         """Count this session in on the tool, events still off; False where
@@ -505,13 +603,22 @@ class Driver(object):
         wanted = events.CALL | events.PY_RETURN | events.PY_YIELD
         if record_root:
             wanted |= events.LINE
-        _monitor.enable(frame.f_code, wanted)
-        _monitor.start_events()
+        try:
+            _monitor.enable(frame.f_code, wanted)
+            _monitor.start_events()
+        except Exception as e:
+            # OverflowError: the process has spent CPython's 2**23 event
+            # changes (every tool's and sys.settrace's count).
+            self.problem = "mempulse: sys.monitoring refused to trace (%s: %s); nothing was recorded" % (
+                type(e).__name__,
+                e,
+            )
 
     def uninstall(self):
+        """Count the session out; returns a warning text when it could not trace."""
         if self.acquired:
             _monitor.release(self, self.interrupts)
-        return None
+        return self.problem
 
     def live(self):
         session = self.trace.session

@@ -17,14 +17,21 @@ HAVE_ASYNCIO_RUN = sys.version_info >= (3, 7)
 PY2 = sys.version_info[0] == 2
 
 
-def assert_no_monitoring_left():
-    """No tool id but an idle mempulse one (no events, kept for the next block)."""
+def assert_no_monitoring_left(*codes):
+    """No tool id but an idle mempulse one, kept for the next block: its
+    global events stay on (served by idle callbacks), no code has a local
+    event, ``codes`` included."""
+    from mempulse import _sysmon
+
     m = sys.monitoring
     assert m.get_tool(2) is None  # the profiler's: given back at once
     for tool in (3, 4):
         assert m.get_tool(tool) in (None, "mempulse")
         if m.get_tool(tool) is not None:
-            assert m.get_events(tool) == 0
+            assert m.get_events(tool) in (0, _sysmon._GLOBAL_EVENTS)
+            assert _sysmon._monitor.idle and not _sysmon._monitor.codes
+            for code in codes:
+                assert m.get_local_events(tool, code) == 0
 
 
 def lines_of(result, function):
@@ -434,10 +441,13 @@ assert any(r.function == "<module>" for r in results[0]), results
 assert mempulse._tracer.current_tracer() is None
 assert sys.gettrace() is None
 if hasattr(sys, "monitoring"):
-    # Between blocks mempulse may keep its tool id, with no event set.
+    # Between blocks mempulse may keep its tool id, with its global events
+    # only (served by idle callbacks), no local event left on any code.
+    from mempulse import _sysmon
     m = sys.monitoring
     assert m.get_tool(2) is None
-    assert all(m.get_tool(t) in (None, "mempulse") and m.get_events(t) == 0 for t in (3, 4))
+    assert all(m.get_tool(t) in (None, "mempulse") and m.get_events(t) in (0, _sysmon._GLOBAL_EVENTS) for t in (3, 4))
+    assert not _sysmon._monitor.codes
 print("ok %d %d" % (interrupted, calls))
 """
 
@@ -720,7 +730,7 @@ def test_cprofile_inside_a_block():
     stats = pstats.Stats(profiler)
     assert any(key[2] == "helper_line" for key in stats.stats)
     assert results[0]
-    assert_no_monitoring_left()
+    assert_no_monitoring_left(helper_line.__code__)
 
 
 @pytest.mark.skipif(not hasattr(sys, "monitoring"), reason="sys.monitoring only")
@@ -741,6 +751,90 @@ def test_nothing_is_kept_after_exit():
     gc.collect()
     assert ref() is None
     assert_no_monitoring_left()
+
+
+# CPython (3.12+) allows 2**24 - 1 changes of monitoring events per process
+# (set_events, restart_events, each sys.settrace that turns tracing on or
+# off); then every tool's set_events, and sys.settrace, raise OverflowError.
+# A consumer tool spends them in pairs; 8,388,607 pairs leave none.
+SPEND_EVENT_CHANGES = """
+import sys
+m = sys.monitoring
+m.use_tool_id(0, "consumer")
+
+def spend(pairs):
+    for _ in range(pairs):
+        m.set_events(0, m.events.PY_START)
+        m.set_events(0, 0)
+
+def spend_all():
+    try:
+        while True:
+            m.set_events(0, m.events.PY_START)
+            m.set_events(0, 0)
+    except OverflowError:
+        pass
+"""
+
+
+def _handler_lines():
+    return """
+import mempulse
+
+def leaf(n):
+    data = [n] * 100
+    return len(data)
+
+def handler(i):
+    total = leaf(i)
+    total += leaf(i + 1)
+    return total
+
+def block(results, depth=2):
+    with mempulse.cMemoryUsageTracer(results.append, depth):
+        handler(1)
+"""
+
+
+@pytest.mark.skipif(not hasattr(sys, "monitoring"), reason="sys.monitoring only")
+def test_blocks_spend_no_event_changes():
+    """3000 blocks with 1,000 event changes left: each is traced, and
+    sys.settrace still works after (the per-block toggling spent two each)."""
+    code = SPEND_EVENT_CHANGES + _handler_lines() + """
+import warnings
+warnings.simplefilter("error")
+spend(8388607 - 500)
+for i in range(3000):
+    results = []
+    block(results)
+    functions = set(r.function for r in results[0])
+    assert functions == set(["block", "handler", "leaf"]), (i, functions)
+sys.settrace(lambda *a: None)
+sys.settrace(None)
+print("ok")
+"""
+    status, out, err = run_python(code, timeout=300)
+    assert (status, out.strip()) == (0, "ok"), err
+
+
+@pytest.mark.skipif(not hasattr(sys, "monitoring"), reason="sys.monitoring only")
+def test_no_event_changes_left_warns_and_runs_the_block(driver):
+    """Every change spent before the first block: it runs, untraced, says so."""
+    code = SPEND_EVENT_CHANGES + _handler_lines() + """
+import warnings
+spend_all()
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    results = []
+    block(results)
+    ran = handler(2)
+print(ran, len(results), [str(w.message) for w in caught])
+"""
+    status, out, err = run_python(code, timeout=300)
+    assert status == 0, err
+    assert out.startswith("200 1 "), out
+    assert "refused to trace (OverflowError" in out, out
+    assert "Exception ignored" not in err, err
 
 
 # ---- fork ------------------------------------------------------------------------
