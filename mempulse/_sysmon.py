@@ -25,15 +25,22 @@ LINE events carry no frame, and local events are per code object, so a frame
 running traced code where it is not traced (a deeper recursive call, another
 thread's call) is pushed as *muted*: C drops its lines.
 
-Between blocks the global events stay on, served by idle callbacks: a start
-is disabled (unless sticky), a resume, throw or unwind costs a call of a C
-builtin.  Turning global events on or off (and ``restart_events()``) makes
-CPython re-instrument all code that runs next, and a process may do it only
-2**23 times: after that ``set_events`` and ``sys.settrace`` raise
-OverflowError for every tool.  A service tracing each request must not spend
-two per request; it now spends none once its handler's callees are sticky.
-The events go off when the tool is given back (at exit, in a forked child,
-or when it holds the profiler's id).
+3.13+: between blocks the global events stay on, served by idle callbacks:
+a start is disabled (unless sticky), a resume, throw or unwind costs a call
+of a C builtin.  Turning global events on or off (and ``restart_events()``)
+makes CPython re-instrument all code that runs next, and 3.13 allows a
+process 2**24 - 1 such changes: after that ``set_events`` and
+``sys.settrace`` raise OverflowError for every tool.  A service tracing each
+request must not spend two per request; it spends none once its handler's
+callees are sticky and the code run between requests has been seen once (a
+block that follows new code disabled between blocks restarts the events, as
+it may reach that code where no CALL event shows it: a property, a sort key,
+through filtered-out frames).  Code already seen between blocks, left
+untraced by the next block, and reached by such a path later is missed.  The events go off when the tool is given back (at exit,
+in a forked child, or when it holds the profiler's id).  3.12 turns them off
+between blocks: it has no CALL event for ``f(*args)`` (CALL_FUNCTION_EX), so
+code disabled between blocks could not be restarted when a traced frame
+calls it that way; nor has it the limit.
 """
 import operator as _operator
 import sys
@@ -65,6 +72,10 @@ class _Monitor(object):
         self.codes = {}  # id(code) -> code, for those
         self.disabled = set()  # codes whose start was disabled since the last restart
         self.sticky = set()  # codes never to disable again
+        # 3.13+: codes disabled between blocks that a restart has given
+        # one block's chance since; new_idle: one disabled that has not.
+        self.idle_known = set()
+        self.new_idle = [False]
         self.restarted = False
         self.self_loops = {}  # id(code) -> {jump destination offset: line}
         self.interrupts = []  # the psutil meters' interrupt lists in use
@@ -83,8 +94,20 @@ class _Monitor(object):
             # Users whose session ended without releasing (an interrupt).
             self.users = set(d for d in self.users if d.live())
             if not self.users and self.idle:
-                self._register(self.callbacks, _GLOBAL_EVENT_NAMES)
-                self.idle = False
+                if _EVENTS_STAY_ON:
+                    self._register(self.callbacks, _GLOBAL_EVENT_NAMES)
+                    if self.new_idle[0]:
+                        # Code first run between blocks was disabled: this
+                        # block may reach it where no CALL event shows it
+                        # (a property, a sort key, through filtered-out
+                        # code); once per new code, not per block.
+                        self.new_idle[0] = False
+                        self.idle_known.update(self.disabled)
+                        try:
+                            self.restart(())
+                        except OverflowError:
+                            pass  # no event change left: the block runs with what is enabled
+                self.idle = False  # else events stay off until start_events()
             elif not self.users:
                 if self.tool is not None:
                     self._uninstall()
@@ -128,19 +151,23 @@ class _Monitor(object):
                     self._idle()
 
     def _idle(self):
-        """No session: the tool id and its global events are kept, served by
-        the idle callbacks; no local event is left on any code.
+        """No session: the tool id is kept, and on 3.13+ its global events,
+        served by the idle callbacks; no local event is left on any code.
 
         Turning the global events off and on again would re-instrument
         every code that runs afterwards, twice per block, and spend two of
-        the process's 2**23 event changes (see the module's docstring).
+        the process's event changes (see the module's docstring).
         """
         if self.tool is None:
             return
         try:
+            if not _EVENTS_STAY_ON:
+                self.events_on = False
+                monitoring.set_events(self.tool, 0)
             for code in self.codes.values():
                 monitoring.set_local_events(self.tool, code, 0)
-            self._register(self.idle_callbacks, _GLOBAL_EVENT_NAMES)
+            if _EVENTS_STAY_ON:
+                self._register(self.idle_callbacks, _GLOBAL_EVENT_NAMES)
             self.idle = True
         except BaseException:
             self._uninstall()
@@ -188,6 +215,8 @@ class _Monitor(object):
             self.enabled.clear()
             self.codes.clear()
             self.sticky.clear()
+            self.idle_known.clear()
+            self.new_idle[0] = False
             self.self_loops.clear()
             del self.interrupts[:]
             self.callbacks = self.idle_callbacks = None
@@ -231,9 +260,10 @@ class _Monitor(object):
                 monitoring.set_local_events(self.tool, code, old | events)
 
     def restart(self, keys):
-        """Turn disabled starts back on; the codes ``keys`` (ids) are never
-        disabled again, so each costs one restart at most."""
-        self.sticky.update(keys)
+        """Turn disabled starts back on; the codes ``keys`` (ids; 3.12: all
+        disabled ones) are never disabled again, so each costs one restart
+        at most."""
+        self.sticky.update(keys if _EVENTS_STAY_ON else self.disabled)
         self.disabled.clear()
         self.restarted = True
         monitoring.restart_events()
@@ -246,6 +276,7 @@ _GLOBAL_EVENTS = (
 )
 _EVENT_NAMES = ("LINE", "JUMP", "CALL", "PY_START", "PY_RESUME", "PY_THROW", "PY_RETURN", "PY_YIELD", "PY_UNWIND")
 _GLOBAL_EVENT_NAMES = ("PY_START", "PY_RESUME", "PY_THROW", "PY_UNWIND")
+_EVENTS_STAY_ON = sys.version_info >= (3, 13)
 _monitor = _Monitor()
 _at_exit = []
 
@@ -416,8 +447,11 @@ def _callbacks(monitor):
         # The code this frame is about to call may have been disabled.
         if disabled:
             try:
-                keys = [id(c) for c in _callee_codes(callable_) if id(c) in disabled]
-                if keys:
+                codes = _callee_codes(callable_)
+                keys = [id(c) for c in codes if id(c) in disabled]
+                # 3.12, events off between blocks: what is disabled was too
+                # deep in this block, and a C callable may call it back.
+                if keys or not (codes or _EVENTS_STAY_ON):
                     with monitor.lock:
                         if monitor.tool is not None:
                             monitor.restart(keys)
@@ -500,6 +534,8 @@ def _idle_callbacks(monitor):
     disable = monitoring.DISABLE
     disabled = monitor.disabled
     sticky = monitor.sticky
+    known = monitor.idle_known
+    new_idle = monitor.new_idle
     thread_start = _engine.THREAD_START
 
     def on_start_idle(code, offset):
@@ -509,6 +545,8 @@ def _idle_callbacks(monitor):
         if key in sticky or code is thread_start or code.co_name == "run":
             return None
         disabled.add(key)
+        if key not in known:
+            new_idle[0] = True
         return disable
 
     # C builtins that accept any arguments and return something else than
