@@ -96,17 +96,6 @@ class _Monitor(object):
             if not self.users and self.idle:
                 if _EVENTS_STAY_ON:
                     self._register(self.callbacks, _GLOBAL_EVENT_NAMES)
-                    if self.new_idle[0]:
-                        # Code first run between blocks was disabled: this
-                        # block may reach it where no CALL event shows it
-                        # (a property, a sort key, through filtered-out
-                        # code); once per new code, not per block.
-                        self.new_idle[0] = False
-                        self.idle_known.update(self.disabled)
-                        try:
-                            self.restart(())
-                        except OverflowError:
-                            pass  # no event change left: the block runs with what is enabled
                 self.idle = False  # else events stay off until start_events()
             elif not self.users:
                 if self.tool is not None:
@@ -120,6 +109,17 @@ class _Monitor(object):
                 except BaseException:
                     self._uninstall()
                     raise
+            if _EVENTS_STAY_ON and self.new_idle[0] and self.tool is not None:
+                # Code first run outside any block was disabled: this block
+                # may reach it where no CALL event shows it (a property, a
+                # sort key, through filtered-out code).  Once per new code,
+                # not per block.
+                self.idle_known.update(self.disabled)
+                try:
+                    self.restart(())
+                except OverflowError:
+                    pass  # no event change left: the block runs with what is enabled
+                self.new_idle[0] = False  # after: restart's own start is no news
             self.users.add(driver)
             driver.acquired = True
             if interrupts is not None:
@@ -341,6 +341,8 @@ def _callbacks(monitor):
     enabled = monitor.enabled
     disabled = monitor.disabled
     sticky = monitor.sticky
+    known = monitor.idle_known
+    new_idle = monitor.new_idle
     active = _engine._active
     OWN, MUTED = _engine.OWN, _engine.MUTED
     bootstrap = _engine.THREAD_BOOTSTRAP
@@ -372,6 +374,10 @@ def _callbacks(monitor):
             else:
                 if not may_disable or code is thread_start or enabled.get(id(code), 0) & line_event:
                     return None
+                # Outside any block of this thread (another thread's runs).
+                key = id(code)
+                if key not in known and key not in sticky:
+                    new_idle[0] = True
                 return _disable(code)
         if trace.is_thread:
             with trace.lock:
