@@ -72,10 +72,10 @@ class _Monitor(object):
         self.codes = {}  # id(code) -> code, for those
         self.disabled = set()  # codes whose start was disabled since the last restart
         self.sticky = set()  # codes never to disable again
-        # 3.13+: codes disabled between blocks that a restart has given
+        # 3.13+: codes disabled outside blocks that a restart has given
         # one block's chance since; new_idle: one disabled that has not.
         self.idle_known = set()
-        self.new_idle = [False]
+        self.new_idle = False
         self.restarted = False
         self.self_loops = {}  # id(code) -> {jump destination offset: line}
         self.interrupts = []  # the psutil meters' interrupt lists in use
@@ -109,7 +109,7 @@ class _Monitor(object):
                 except BaseException:
                     self._uninstall()
                     raise
-            if _EVENTS_STAY_ON and self.new_idle[0] and self.tool is not None:
+            if _EVENTS_STAY_ON and self.new_idle and self.tool is not None:
                 # Code first run outside any block was disabled: this block
                 # may reach it where no CALL event shows it (a property, a
                 # sort key, through filtered-out code).  Once per new code,
@@ -119,7 +119,7 @@ class _Monitor(object):
                     self.restart(())
                 except OverflowError:
                     pass  # no event change left: the block runs with what is enabled
-                self.new_idle[0] = False  # after: restart's own start is no news
+                self.new_idle = False  # after: restart's own start is no news
             self.users.add(driver)
             driver.acquired = True
             if interrupts is not None:
@@ -216,7 +216,7 @@ class _Monitor(object):
             self.codes.clear()
             self.sticky.clear()
             self.idle_known.clear()
-            self.new_idle[0] = False
+            self.new_idle = False
             self.self_loops.clear()
             del self.interrupts[:]
             self.callbacks = self.idle_callbacks = None
@@ -258,6 +258,18 @@ class _Monitor(object):
                 self.enabled[key] = old | events
                 self.codes[key] = code
                 monitoring.set_local_events(self.tool, code, old | events)
+
+    def disable_outside(self, code):
+        """What a start outside any block of its thread returns: DISABLE,
+        unless the code is sticky; code not seen there before makes the
+        next block restart (see acquire)."""
+        key = id(code)
+        if key in self.sticky:
+            return None
+        self.disabled.add(key)
+        if key not in self.idle_known:
+            self.new_idle = True
+        return monitoring.DISABLE
 
     def restart(self, keys):
         """Turn disabled starts back on; the codes ``keys`` (ids; 3.12: all
@@ -341,8 +353,7 @@ def _callbacks(monitor):
     enabled = monitor.enabled
     disabled = monitor.disabled
     sticky = monitor.sticky
-    known = monitor.idle_known
-    new_idle = monitor.new_idle
+    disable_outside = monitor.disable_outside
     active = _engine._active
     OWN, MUTED = _engine.OWN, _engine.MUTED
     bootstrap = _engine.THREAD_BOOTSTRAP
@@ -374,11 +385,7 @@ def _callbacks(monitor):
             else:
                 if not may_disable or code is thread_start or enabled.get(id(code), 0) & line_event:
                     return None
-                # Outside any block of this thread (another thread's runs).
-                key = id(code)
-                if key not in known and key not in sticky:
-                    new_idle[0] = True
-                return _disable(code)
+                return disable_outside(code)  # this thread runs no block
         if trace.is_thread:
             with trace.lock:
                 return _begin(trace, code, frame, may_disable)
@@ -537,23 +544,15 @@ def _callbacks(monitor):
 def _idle_callbacks(monitor):
     """The global events' callbacks between blocks: as cheap as can be."""
     events = monitoring.events
-    disable = monitoring.DISABLE
-    disabled = monitor.disabled
-    sticky = monitor.sticky
-    known = monitor.idle_known
-    new_idle = monitor.new_idle
+    disable_outside = monitor.disable_outside
     thread_start = _engine.THREAD_START
 
     def on_start_idle(code, offset):
-        key = id(code)
-        # Kept on: sticky code (called from traced frames), and what a
-        # later block needs to see start (a thread's run, Thread.start).
-        if key in sticky or code is thread_start or code.co_name == "run":
+        # Kept on: what a later block needs to see start (a thread's run,
+        # Thread.start).
+        if code is thread_start or code.co_name == "run":
             return None
-        disabled.add(key)
-        if key not in known:
-            new_idle[0] = True
-        return disable
+        return disable_outside(code)
 
     # C builtins that accept any arguments and return something else than
     # DISABLE (resumes and throws are never disabled; unwinds cannot be).
