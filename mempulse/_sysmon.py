@@ -45,6 +45,9 @@ calls it that way; nor has it the limit.
 import operator as _operator
 import sys
 import threading
+from functools import partial as _partial
+from types import FunctionType as _FunctionType
+from types import MethodType as _MethodType
 
 from mempulse import _core, _engine
 
@@ -318,26 +321,32 @@ def _callee_codes(callable_):
     """The Python code objects a call of ``callable_`` starts directly:
     a function's or method's, a class's ``__init__``/``__new__``, an
     object's ``__call__``, through ``functools.partial``.  Code a C
-    function calls back (a sort key) is not found."""
-    for _ in range(4):  # partials of partials: a few levels
-        function = getattr(callable_, "__func__", callable_)
-        code = getattr(function, "__code__", None)
-        if code is not None:
-            return (code,)
-        inner = getattr(callable_, "func", None)
-        if inner is None or not callable(inner):
+    function calls back (a sort key) is not found.  Only types are asked
+    (no instance attribute is read: a proxy's ``__getattr__`` or a
+    property would run the user's code inside the callback)."""
+    kind = type(callable_)
+    if kind is _FunctionType:
+        return (callable_.__code__,)
+    for _ in range(4):  # bound methods and partials, a few levels deep
+        if kind is _MethodType:
+            callable_ = callable_.__func__
+        elif kind is _partial:
+            callable_ = callable_.func
+        else:
             break
-        callable_ = inner
+        kind = type(callable_)
+        if kind is _FunctionType:
+            return (callable_.__code__,)
     if isinstance(callable_, type):
         found = []
         for name in ("__init__", "__new__"):
-            function = getattr(getattr(callable_, name, None), "__func__", getattr(callable_, name, None))
-            code = getattr(function, "__code__", None)
-            if code is not None:
-                found.append(code)
+            function = getattr(callable_, name, None)
+            function = getattr(function, "__func__", function)  # a staticmethod's
+            if type(function) is _FunctionType:
+                found.append(function.__code__)
         return found
-    function = getattr(getattr(type(callable_), "__call__", None), "__code__", None)
-    return (function,) if function is not None else ()
+    function = getattr(kind, "__call__", None)
+    return (function.__code__,) if type(function) is _FunctionType else ()
 
 
 def _callbacks(monitor):

@@ -753,6 +753,37 @@ def test_nothing_is_kept_after_exit():
     assert_no_monitoring_left()
 
 
+class Touchy(object):
+    """A callable whose missing attributes are noticed (a proxy, a mock)."""
+
+    asked = []
+
+    def __getattr__(self, name):
+        Touchy.asked.append(name)
+        raise AttributeError(name)
+
+    def __call__(self):
+        return 1
+
+
+def too_deep_chain(n):
+    return helper_line(n)
+
+
+def test_a_callable_is_not_asked_for_attributes(tracer_class, driver):
+    """Whether a callee's start was disabled is decided from types alone:
+    no attribute of the called object is read inside a callback."""
+    results = []
+    touchy = Touchy()
+    del Touchy.asked[:]
+    with tracer_class(results.append, 1):
+        too_deep_chain(1)  # something below the depth is disabled
+        total = touchy() + touchy()
+    assert total == 2
+    assert Touchy.asked == []
+    assert results[0]
+
+
 CODE_RUN_BETWEEN_BLOCKS = """
 import mempulse
 
