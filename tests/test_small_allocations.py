@@ -149,7 +149,13 @@ def test_allocate_and_free_every_iteration_shows_no_phantom_growth(tmpdir, sampl
     slack = 0 if CPYTHON else 4 * MiB
     for (function, name), increment in lines.items():
         if name not in ("alloc", "free"):
-            assert abs(increment) <= max(0.03 * allocated, 2 * size) + slack, (name, lines)
+            bound = max(0.03 * allocated, 2 * size) + slack
+            if CPYTHON:
+                assert abs(increment) <= bound, (name, lines)
+            else:
+                # PyPy frees big blocks at a major collection, which may
+                # run at any line: only growth there would be phantom.
+                assert increment <= bound, (name, lines)
     if CPYTHON:  # PyPy frees at its next collection, not at ``del``
         total = sum(lines.values())
         assert abs(total) <= max(2 * size, 2 * MiB), lines
