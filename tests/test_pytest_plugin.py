@@ -299,7 +299,9 @@ def test_table_of_a_failing_test_is_printed_too(tester):
 @needs_xdist
 def test_option_and_marker_with_xdist_workers(tester):
     tester.makepyfile(test_table=TABLE, test_limits=LIMITS)
-    result = run(tester, "-n", "2", "--mempulse")
+    # One file per worker: memory test_limits frees stays in its worker's
+    # heap, where a later 20 MB line would reuse it and show no increment.
+    result = run(tester, "-n", "2", "--dist", "loadfile", "--mempulse")
     out = result.stdout.str()
     assert outcomes(result) == {"passed": 4, "failed": 2}, out
     assert "gw1" in out or "2 workers" in out, out  # xdist did run workers
