@@ -106,6 +106,14 @@ _sessions = set()
 _sessions_lock = threading.Lock()
 
 
+def refused(interface, error):
+    """The warning when ``interface`` would not start tracing: on 3.13 an
+    OverflowError once the process has spent CPython's 2**24 - 1 changes of
+    monitoring events (every tool's set_events and each sys.settrace on or
+    off count)."""
+    return "mempulse: %s refused to trace (%s: %s); nothing was recorded" % (interface, type(error).__name__, error)
+
+
 def fresh(interrupt):
     """An interrupt caught inside a reading, made to look raised where it is raised again.
 

@@ -51,12 +51,7 @@ class Driver(object):
         try:
             sys.settrace(self.global_)
         except Exception as e:
-            # 3.12+: OverflowError once the process has spent CPython's
-            # 2**23 event changes (sys.settrace counts as one).
-            self.failed = "mempulse: sys.settrace() refused to trace (%s: %s); nothing was recorded" % (
-                type(e).__name__,
-                e,
-            )
+            self.failed = _engine.refused("sys.settrace()", e)
 
     def uninstall(self):
         """Stop tracing the calling thread; restore what was there before.
@@ -71,7 +66,7 @@ class Driver(object):
         current = sys.gettrace()
         try:
             sys.settrace(self.previous)
-        except Exception:  # 3.12+, event changes spent (see install): nothing more to do
+        except Exception:  # 3.13, event changes spent (_engine.refused): nothing more to do
             pass
         if self.frame is not None:
             self.frame.f_trace = self.previous_local

@@ -659,12 +659,7 @@ class Driver(object):
             _monitor.enable(frame.f_code, wanted)
             _monitor.start_events()
         except Exception as e:
-            # OverflowError: the process has spent CPython's 2**23 event
-            # changes (every tool's and sys.settrace's count).
-            self.problem = "mempulse: sys.monitoring refused to trace (%s: %s); nothing was recorded" % (
-                type(e).__name__,
-                e,
-            )
+            self.problem = _engine.refused("sys.monitoring", e)
 
     def uninstall(self):
         """Count the session out; returns a warning text when it could not trace."""
