@@ -98,8 +98,19 @@ THREAD_BOOTSTRAP = _code_of(_bootstrap)
 # never followed (nothing's f_back is this object).
 _BOTTOM = object()
 
-# The thread's innermost ThreadTrace (the one its events go to), as .trace.
-_active = threading.local()
+class _Active(threading.local):
+    """The thread's innermost ThreadTrace (the one its events go to), as .trace."""
+
+    trace = None  # a plain attribute read: the drivers' callbacks read it per event
+
+
+_active = _Active()
+
+# The entering thread's trace activated last, or None: a hint for the
+# sys.monitoring driver, whose events carry no thread.  A frame whose caller
+# is this trace's innermost followed frame runs on that trace's thread, so
+# its events skip the thread-local lookup.
+_hot = [None]
 
 # Sessions running in this process, for fork handling.
 _sessions = set()
@@ -430,6 +441,8 @@ class ThreadTrace(object):
         if self.root_kind == TRACED:
             self._mp_call(self.root_code)
         _active.trace = self
+        if not self.is_thread:
+            _hot[0] = self
         return True
 
     # -- events --------------------------------------------------------------
@@ -529,7 +542,10 @@ class ThreadTrace(object):
             if frame not in frames:
                 return False
             self._unwind_above(frame)
-        self._pop()
+        frames.pop()  # _pop(), inlined: once per followed call
+        self.levels.pop()
+        if self.kinds.pop() != OWN:
+            self._mp_return()
         if self.is_thread and len(frames) == 2:
             # The thread's run() returned (the driver holds the lock).
             self._finish()
@@ -570,6 +586,8 @@ class ThreadTrace(object):
 
     def deactivate(self):
         """Stop sending this thread's events here; the outer trace (if any) resumes."""
+        if _hot[0] is self:
+            _hot[0] = None
         if getattr(_active, "trace", None) is self:
             outer = self.outer
             _active.trace = outer
@@ -577,6 +595,8 @@ class ThreadTrace(object):
 
     def free(self):
         """Release the C tracer and every frame reference."""
+        if _hot[0] is self:
+            _hot[0] = None
         with self.lock:
             self.done = True
             if self.c is not None:
@@ -622,6 +642,7 @@ def _after_fork_in_child():
     _sessions.clear()
     _shared_names[0] = None  # its lock may be held by a thread that is gone
     _active.trace = None
+    _hot[0] = None
     if _core.loaded():
         _core.lib.mp_bind(_core.ffi.NULL)
     from mempulse import _settrace, _sysmon

@@ -49,7 +49,7 @@ from functools import partial as _partial
 from types import FunctionType as _FunctionType
 from types import MethodType as _MethodType
 
-from mempulse import _core, _engine
+from mempulse import _bytecode, _core, _engine
 
 monitoring = getattr(sys, "monitoring", None)
 
@@ -81,6 +81,7 @@ class _Monitor(object):
         self.new_idle = False
         self.restarted = False
         self.self_loops = {}  # id(code) -> {jump destination offset: line}
+        self.call_sites = {}  # id(code) -> its global call sites, for codes with CALL events
         self.interrupts = []  # the psutil meters' interrupt lists in use
         self.callbacks = None
         self.idle = False  # the tool is kept, with no events, for the next session
@@ -178,6 +179,7 @@ class _Monitor(object):
         finally:
             self.enabled.clear()
             self.codes.clear()
+            self.call_sites.clear()
 
     def _install(self):
         self.callbacks = _callbacks(self)
@@ -217,6 +219,7 @@ class _Monitor(object):
         finally:
             self.enabled.clear()
             self.codes.clear()
+            self.call_sites.clear()
             self.sticky.clear()
             self.idle_known.clear()
             self.new_idle = False
@@ -253,10 +256,12 @@ class _Monitor(object):
                 # later block may reach it through frames that have no CALL
                 # event (filtered-out code, C), which could not restart it.
                 self.sticky.add(key)
-                loops = _self_loops(code)
+                loops = _bytecode.self_loops(code)
                 if loops:
                     self.self_loops[key] = loops
                     events |= monitoring.events.JUMP
+            if events & monitoring.events.CALL and key not in self.call_sites:
+                self.call_sites[key] = _bytecode.global_call_sites(code)
             if old | events != old:
                 self.enabled[key] = old | events
                 self.codes[key] = code
@@ -355,6 +360,7 @@ def _callbacks(monitor):
     leave_events = events.PY_RETURN | events.PY_YIELD
     traced_events = line_event | leave_events
     call_event = events.CALL
+    function_type = _FunctionType
     self_loops = monitor.self_loops
     interrupt_lists = monitor.interrupts
     getframe = sys._getframe
@@ -362,8 +368,10 @@ def _callbacks(monitor):
     enabled = monitor.enabled
     disabled = monitor.disabled
     sticky = monitor.sticky
+    call_sites = monitor.call_sites
     disable_outside = monitor.disable_outside
     active = _engine._active
+    hot = _engine._hot
     OWN, MUTED = _engine.OWN, _engine.MUTED
     bootstrap = _engine.THREAD_BOOTSTRAP
     thread_start = _engine.THREAD_START
@@ -383,7 +391,7 @@ def _callbacks(monitor):
             monitor.enable(code, wanted)
 
     def begin(code, frame, may_disable):
-        trace = getattr(active, "trace", None)
+        trace = active.trace
         if trace is None or trace.done:
             caller = frame.f_back
             if caller is not None and caller.f_code is bootstrap and code.co_name == "run":
@@ -435,14 +443,19 @@ def _callbacks(monitor):
 
     def on_start(code, offset):
         try:
-            trace = getattr(active, "trace", None)
-            if trace is None or trace.done or trace.is_thread:
-                return begin(code, getframe(1), True)
-            # The entering thread's hot path, begin() and _begin() inlined.
             frame = getframe(1)
+            trace = hot[0]
+            if trace is None or trace.done or frame.f_back is not trace.frames[-1]:
+                return begin(code, frame, True)
+            # A call from the innermost followed frame of the entering
+            # thread's trace (_engine._hot): begin(), _begin() and follow() inlined.
             kind = trace.enter(frame)
             if kind is not None:
-                follow(trace, code, frame, kind)
+                wanted = leave_events if kind == OWN else traced_events
+                if trace.levels[-1] < trace.depth:
+                    wanted |= call_event
+                if enabled.get(id(code), 0) & wanted != wanted:
+                    monitor.enable(code, wanted)
                 return None
             if enabled.get(id(code), 0) & line_event:
                 trace.mute(frame)
@@ -466,22 +479,54 @@ def _callbacks(monitor):
             _note(e)
 
     def on_call(code, offset, callable_, arg0):
-        # The code this frame is about to call may have been disabled.
-        if disabled:
-            try:
-                codes = _callee_codes(callable_)
-                keys = [id(c) for c in codes if id(c) in disabled]
+        # The code this frame is about to call may have been disabled: turn
+        # it back on.  A call site of a global name whose callee's start
+        # always fires is turned off instead, until the block ends (the
+        # next block's events start afresh) or a restart: its next calls
+        # cost nothing.
+        if type(callable_) is function_type:  # the common case, no call made
+            key = id(callable_.__code__)
+            if key in disabled:
+                restart_for((key,))
+            elif key in sticky and offset in call_sites.get(id(code), ()):
+                return disable
+            return None
+        try:
+            codes = _callee_codes(callable_)
+            keys = [id(c) for c in codes if id(c) in disabled]
+            if keys or not (codes or _EVENTS_STAY_ON):
                 # 3.12, events off between blocks: what is disabled was too
                 # deep in this block, and a C callable may call it back.
-                if keys or not (codes or _EVENTS_STAY_ON):
-                    with monitor.lock:
-                        if monitor.tool is not None:
-                            monitor.restart(keys)
-            except Exception as e:
-                _note(e)
+                if disabled:
+                    restart_for(keys)
+                return None
+            # 3.13+: nothing to do for a C callable (code it calls back is
+            # not restarted, see the module's docstring).
+            if offset in call_sites.get(id(code), ()) and all(id(c) in sticky for c in codes):
+                return disable
+        except Exception as e:
+            _note(e)
+        return None
+
+    def restart_for(keys):
+        try:
+            with monitor.lock:
+                if monitor.tool is not None:
+                    monitor.restart(keys)
+        except Exception as e:
+            _note(e)
 
     def on_leave(code, offset, value):
-        trace = getattr(active, "trace", None)
+        trace = hot[0]
+        if trace is not None and not trace.done:
+            frame = getframe(1)
+            if frame is trace.frames[-1]:  # the common case (see on_start)
+                try:
+                    trace.leave(frame)
+                except Exception as e:
+                    _note(e)
+                return
+        trace = active.trace
         if trace is None or trace.done:
             return
         try:
@@ -497,7 +542,7 @@ def _callbacks(monitor):
     if locked:
 
         def on_line(code, lineno):
-            trace = getattr(active, "trace", None)
+            trace = active.trace
             try:
                 if trace is not None and trace.is_thread:
                     with trace.lock:
@@ -571,59 +616,6 @@ def _idle_callbacks(monitor):
         events.PY_THROW: slice,
         events.PY_UNWIND: slice,
     }
-
-
-_self_loops_cache = None
-
-
-def _self_loops(code):
-    """{destination offset: line} of the backward jumps in code that stay on one line.
-
-    Cached per code object (weakly: equal code objects have equal jumps).
-    """
-    global _self_loops_cache
-    if _self_loops_cache is None:
-        import weakref
-
-        _self_loops_cache = weakref.WeakKeyDictionary()
-    try:
-        return _self_loops_cache[code]
-    except KeyError:
-        pass
-    loops = _find_self_loops(code)
-    try:
-        _self_loops_cache[code] = loops
-    except TypeError:  # not weakly referenceable
-        pass
-    return loops
-
-
-def _find_self_loops(code):
-    import dis
-
-    lines = {}
-    for start, end, line in code.co_lines():
-        if line is not None:
-            for offset in range(start, end, 2):
-                lines[offset] = line
-    instructions = list(dis.get_instructions(code))
-    loops = {}
-    for instruction in instructions:
-        if instruction.opname.startswith("JUMP_BACKWARD"):
-            line = lines.get(instruction.offset)
-            target = instruction.argval
-            if line is None or lines.get(target) != line:
-                continue
-            body = [i.opname for i in instructions if target <= i.offset < instruction.offset]
-            if _COMPREHENSION_OPS.intersection(body):
-                # An inlined comprehension (3.12+): a callback per item
-                # would cost what the comprehension does; its line counts once.
-                continue
-            loops[target] = line
-    return loops
-
-
-_COMPREHENSION_OPS = frozenset(["LIST_APPEND", "SET_ADD", "MAP_ADD"])
 
 
 def _note(error):

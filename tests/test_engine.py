@@ -818,6 +818,98 @@ def test_code_run_between_blocks_is_traced_where_no_call_shows_it(tracer_class, 
     assert out.strip() == "[('blob', 1), ('key_of', 3)]", (out, err)
 
 
+CALL_SITES = """
+import mempulse
+
+def plain(x):
+    return x + 1
+
+def run_outside(x):
+    kept = bytearray(1 << 20)
+    return len(kept) + x
+
+def later(x):
+    kept = bytearray(1 << 20)
+    return len(kept) + x
+
+def by_local_name(handlers):
+    total = 0
+    for handler in handlers:
+        total += handler(1)  # the callee changes at this site
+    return total
+
+def by_global_name(n):
+    total = 0
+    for _ in range(n):
+        total += target(1)  # this one calls what the global names
+    return total
+
+def hits(result):
+    return sorted(set((r.function, r.hits) for r in result if r.function in ("plain", "run_outside", "later")))
+
+def ignore(result):
+    pass
+
+target = plain
+for _ in range(3):
+    # Between blocks sys.monitoring disables their starts; the block after
+    # the first restarts once for them, later ones do not.
+    with mempulse.%(tracer)s(ignore, 1):
+        pass
+    run_outside(0); later(0)
+results = []
+with mempulse.%(tracer)s(results.append, 2):
+    by_global_name(50)
+    by_local_name([plain] * 50 + [run_outside] * 2)
+target = later  # still disabled: only the CALL event of this site can turn it on
+with mempulse.%(tracer)s(results.append, 2):
+    by_global_name(3)
+print(hits(results[0]))
+print(hits(results[1]))
+"""
+
+
+def test_every_callee_of_a_call_site_is_traced(tracer_class, driver):
+    """sys.monitoring turns off the CALL event of a site that calls a global
+    name's function once its start is sure to fire; a site whose callee
+    changes (a local name) keeps it, and the next block starts with every
+    site on.  Callees disabled between blocks are traced at either kind."""
+    status, out, err = run_python(CALL_SITES % {"tracer": tracer_class.__name__})
+    assert status == 0, err
+    first, second = out.strip().splitlines()
+    assert first == "[('plain', 100), ('run_outside', 2)]", (out, err)
+    assert second == "[('later', 3)]", (out, err)
+
+
+@pytest.mark.skipif(not hasattr(sys, "monitoring"), reason="sys.monitoring only")
+def test_global_call_sites_are_found_only_where_sure():
+    from mempulse import _bytecode
+
+    namespace = {}
+    source = (
+        "def calls(x, obj, local):\n"
+        "    a(x)\n"  # 2: found
+        "    b(x, 1, key=x)\n"  # 3: found
+        "    c()\n"  # 4: found
+        "    obj.method(x)\n"  # 5: an attribute: not
+        "    local(x)\n"  # 6: a local name: not
+        "    d(e(x))\n"  # 7: e found, d not (its argument is a call)
+        "    f(x if x else obj)\n"  # 8: a branch among the arguments: not
+        "    g(*x)\n"  # 9: not (no CALL event before 3.13)
+    )
+    exec(compile(source, "<calls>", "exec"), namespace)
+    code = namespace["calls"].__code__
+    import dis
+
+    lines = {}
+    for instruction in dis.get_instructions(code):
+        if instruction.offset in _bytecode.global_call_sites(code):
+            line = instruction.positions.lineno
+            lines.setdefault(line, []).append(instruction.opname)
+    assert sorted(lines) == [2, 3, 4, 7]
+    assert len(lines[7]) == 1
+
+
 # CPython 3.13 allows 2**24 - 1 changes of monitoring events per process
 # (set_events, restart_events, each sys.settrace that turns tracing on or
 # off); then every tool's set_events, and sys.settrace, raise OverflowError.
