@@ -10,7 +10,6 @@ their own thread and merged under the profile's lock.
 """
 import atexit
 import functools
-import inspect
 import sys
 import threading
 import time
@@ -248,6 +247,8 @@ def _sampler_name(tracer_class):
 
 def check_traceable(func):
     """TypeError for what a per-call trace cannot see (generators, coroutines)."""
+    import inspect
+
     from mempulse._profile import _is_async
 
     if not callable(func):

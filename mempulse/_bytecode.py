@@ -1,27 +1,29 @@
 """What the sys.monitoring driver reads from a code object's bytecode (3.12+).
 
-Each fact is computed once per code object and cached weakly (equal code
-objects have equal bytecode, so they share the entry).
+Each fact is computed once per code object and cached until the code dies
+(by identity: a lookup costs no hash of the code object, since blocks ask
+again for the code they run).
 """
-import dis
 import weakref
 
-_caches = {}
+_caches = {}  # finder -> {id(code): (weak reference to code, fact)}
 
 
 def _cached(find, code):
     cache = _caches.get(find)
     if cache is None:
-        cache = _caches[find] = weakref.WeakKeyDictionary()
-    try:
-        return cache[code]
-    except KeyError:
-        pass
+        cache = _caches[find] = {}
+    key = id(code)
+    entry = cache.get(key)
+    if entry is not None and entry[0]() is code:
+        return entry[1]
     found = find(code)
     try:
-        cache[code] = found
+        # Dropped as the code dies, before its id can be reused.
+        ref = weakref.ref(code, lambda _, key=key: cache.pop(key, None))
     except TypeError:  # not weakly referenceable
-        pass
+        return found
+    cache[key] = (ref, found)
     return found
 
 
@@ -39,6 +41,8 @@ def global_call_sites(code):
 
 
 def _find_self_loops(code):
+    import dis  # here: importing mempulse needs none of it
+
     lines = {}
     for start, end, line in code.co_lines():
         if line is not None:
@@ -77,6 +81,8 @@ _PLAIN_LOADS = {
 
 
 def _find_global_call_sites(code):
+    import dis
+
     sites = set()
     pushed = None  # values pushed since a LOAD_GLOBAL of a callable, or None
     for instruction in dis.get_instructions(code):

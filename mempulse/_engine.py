@@ -32,7 +32,7 @@ rule lives here:
   file of the parent's); see :func:`_after_fork_in_child`.
 """
 import os
-import platform
+import sys
 import threading
 import weakref
 
@@ -279,7 +279,11 @@ _shared_names = [None]
 # CPython frees a code object (and calls its weak references' callbacks)
 # before its memory, so its id, can be reused; elsewhere (PyPy) ids may be
 # reused before the callbacks run, so each session names its own code.
-_WEAK_CODES = platform.python_implementation() == "CPython"
+# (Not the platform module: a fifth of mempulse's import time.  2.7 has no
+# sys.implementation.)
+_WEAK_CODES = (
+    sys.implementation.name == "cpython" if hasattr(sys, "implementation") else "__pypy__" not in sys.builtin_module_names
+)
 
 
 def shared_code_names():

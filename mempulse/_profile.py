@@ -1,6 +1,5 @@
 """``@mempulse.profile``: trace every call of one function."""
 import functools
-import inspect
 import sys
 
 from mempulse import _own_call, _tracer
@@ -12,6 +11,8 @@ def _write_table(result):
 
 
 def _is_async(func):
+    import inspect  # here: importing mempulse does without it (its import is slow)
+
     check = getattr(inspect, "iscoroutinefunction", None)  # Python 3.5+
     asyncgen = getattr(inspect, "isasyncgenfunction", None)  # Python 3.6+
     return bool((check and check(func)) or (asyncgen and asyncgen(func)))
