@@ -18,6 +18,10 @@ Events:
 - CALL (local, on code whose frames may have traced callees): when the
   callee is code that was disabled, ``restart_events()`` turns it back on,
   once per code object: after that it is never disabled again ("sticky").
+  A call site of a global name (``_bytecode.global_call_sites``) whose
+  callee is sticky returns DISABLE: its callee changes only if the name is
+  rebound, and the site is on again in the next block (its code's local
+  events are set afresh) or after a restart.
 - LINE (local, on traced code): straight to the C tracer bound to the thread.
 - PY_RETURN, PY_YIELD (local), PY_UNWIND (global): a frame leaves.
 
