@@ -103,7 +103,7 @@ class _Monitor(object):
             self.users = set(d for d in self.users if d.live())
             if not self.users and self.idle:
                 if _EVENTS_STAY_ON:
-                    self._register(self.callbacks, _GLOBAL_EVENT_NAMES)
+                    self._register(self.callbacks, _GLOBAL_EVENT_IDS)
                 self.idle = False  # else events stay off until start_events()
             elif not self.users:
                 if self.tool is not None:
@@ -175,7 +175,7 @@ class _Monitor(object):
             for code in self.codes.values():
                 monitoring.set_local_events(self.tool, code, 0)
             if _EVENTS_STAY_ON:
-                self._register(self.idle_callbacks, _GLOBAL_EVENT_NAMES)
+                self._register(self.idle_callbacks, _GLOBAL_EVENT_IDS)
             self.idle = True
         except BaseException:
             self._uninstall()
@@ -188,13 +188,13 @@ class _Monitor(object):
     def _install(self):
         self.callbacks = _callbacks(self)
         self.idle_callbacks = _idle_callbacks(self)
-        self._register(self.callbacks, _EVENT_NAMES)
+        self._register(self.callbacks, _EVENT_IDS)
         _give_back_at_exit()
 
-    def _register(self, callbacks, names):
-        for name in names:
-            event = getattr(monitoring.events, name)
-            monitoring.register_callback(self.tool, event, callbacks[event])
+    def _register(self, callbacks, events):
+        register, tool = monitoring.register_callback, self.tool
+        for event in events:
+            register(tool, event, callbacks[event])
 
     def give_back(self):
         """Give the tool id back if no session uses it (at exit)."""
@@ -218,8 +218,8 @@ class _Monitor(object):
                 pass  # no event change left (see the module's docstring): freed with its events
             for code in self.codes.values():
                 monitoring.set_local_events(tool, code, 0)
-            for event in _EVENT_NAMES:
-                monitoring.register_callback(tool, getattr(monitoring.events, event), None)
+            for event in _EVENT_IDS:
+                monitoring.register_callback(tool, event, None)
         finally:
             self.enabled.clear()
             self.codes.clear()
@@ -300,6 +300,8 @@ _GLOBAL_EVENTS = (
 )
 _EVENT_NAMES = ("LINE", "JUMP", "CALL", "PY_START", "PY_RESUME", "PY_THROW", "PY_RETURN", "PY_YIELD", "PY_UNWIND")
 _GLOBAL_EVENT_NAMES = ("PY_START", "PY_RESUME", "PY_THROW", "PY_UNWIND")
+_EVENT_IDS = tuple(getattr(monitoring.events, name) for name in _EVENT_NAMES) if monitoring is not None else ()
+_GLOBAL_EVENT_IDS = tuple(getattr(monitoring.events, name) for name in _GLOBAL_EVENT_NAMES) if monitoring is not None else ()
 _EVENTS_STAY_ON = sys.version_info >= (3, 13)
 _monitor = _Monitor()
 _at_exit = []

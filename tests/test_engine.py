@@ -230,6 +230,43 @@ def test_generator_first_advanced_too_deep_is_traced_when_resumed_within(driver)
     assert lines_of(result, "deep") == []
 
 
+def grow(n):
+    return len(bytearray(n))  # L:grow
+
+
+def block_in_a_generator(results):
+    with mempulse.cMemoryUsageTracer(results.append, 2):
+        yield grow(1 << 20)
+        yield grow(2 << 20)  # resumed by another thread
+        yield grow(3 << 20)
+
+
+def test_generator_holding_a_block_resumed_by_another_thread(driver):
+    """The block's frame runs a while on a thread that traces nothing: its
+    lines there are not this trace's (as under settrace, which is per
+    thread), nothing raises, and the result comes once."""
+    for _ in range(20):
+        results = []
+        errors = []
+        it = block_in_a_generator(results)
+        sizes = [next(it)]
+
+        def resume():
+            try:
+                sizes.append(next(it))
+            except BaseException as e:  # pragma: no cover - the failure itself
+                errors.append(e)
+
+        thread = threading.Thread(target=resume)
+        thread.start()
+        thread.join()
+        sizes.append(next(it))
+        assert next(it, None) is None
+        assert errors == [] and sizes == [1 << 20, 2 << 20, 3 << 20]
+        (result,) = results
+        assert record_at(result, line_of("L:grow")).hits == 2
+
+
 def test_tracer_inside_contextmanager_and_exitstack(driver):
     import contextlib
 
