@@ -243,7 +243,7 @@ def table_rows(out, nodeid):
     return rows
 
 
-def check_tables(out, depth):
+def check_tables(out, depth, increments=True):
     assert "mempulse: memory by line (depth %d)" % depth in out, out
     one = table_rows(out, "test_table.py::test_one")
     own = [r[0] for r in one if r[1] == "test_one"]
@@ -252,7 +252,8 @@ def check_tables(out, depth):
         "test_table.py:%d" % line_in(TABLE, "calls helper"),
         "test_table.py:%d" % (line_in(TABLE, "calls helper") + 1),
     ], one
-    assert int(one[0][6].replace(",", "")) > 15 * MB  # the 20 MB line: Increment (net)
+    if increments:
+        assert int(one[0][6].replace(",", "")) > 15 * MB  # the 20 MB line: Increment (net)
     others = [r[:2] for r in one if r[1] != "test_one"]
     # No pytest or pluggy frame took a level: depth 1 is the test's own
     # lines, depth 2 adds the helper it calls (and, on PyPy, the weakref
@@ -299,13 +300,15 @@ def test_table_of_a_failing_test_is_printed_too(tester):
 @needs_xdist
 def test_option_and_marker_with_xdist_workers(tester):
     tester.makepyfile(test_table=TABLE, test_limits=LIMITS)
-    # One file per worker: memory test_limits frees stays in its worker's
-    # heap, where a later 20 MB line would reuse it and show no increment.
     result = run(tester, "-n", "2", "--dist", "loadfile", "--mempulse")
     out = result.stdout.str()
     assert outcomes(result) == {"passed": 4, "failed": 2}, out
     assert "gw1" in out or "2 workers" in out, out  # xdist did run workers
-    check_tables(out, depth=1)
+    # Not the 20 MB line's increment: xdist may run both files in one
+    # worker, whose heap then holds the 50 MB test_limits freed, and the
+    # line reuses it (seen on 2.7, with --dist loadfile too).  The
+    # increments are checked without workers above.
+    check_tables(out, depth=1, increments=False)
     grows = out[out.index("mempulse: test_grows exceeded"):]
     assert "EXCEEDED the limit 10.0 MB" in grows
     assert "test_limits.py:%d " % line_in(LIMITS, "grows line") in grows
