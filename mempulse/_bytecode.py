@@ -6,30 +6,27 @@ again for the code they run).
 """
 import weakref
 
-_caches = {}  # finder -> {id(code): (weak reference to code, fact)}
+_facts = {}  # id(code) -> (weak reference to code, self loops, global call sites)
 
 
-def _cached(find, code):
-    cache = _caches.get(find)
-    if cache is None:
-        cache = _caches[find] = {}
-    key = id(code)
-    entry = cache.get(key)
+def facts(code):
+    """(self_loops(code), global_call_sites(code)), read once per code object."""
+    entry = _facts.get(id(code))
     if entry is not None and entry[0]() is code:
-        return entry[1]
-    found = find(code)
+        return entry[1:]
+    found = (_find_self_loops(code), _find_global_call_sites(code))
+    key = id(code)
     try:
         # Dropped as the code dies, before its id can be reused.
-        ref = weakref.ref(code, lambda _, key=key: cache.pop(key, None))
+        _facts[key] = (weakref.ref(code, lambda _, key=key: _facts.pop(key, None)),) + found
     except TypeError:  # not weakly referenceable
-        return found
-    cache[key] = (ref, found)
+        pass
     return found
 
 
 def self_loops(code):
     """{destination offset: line} of the backward jumps in code that stay on one line."""
-    return _cached(_find_self_loops, code)
+    return facts(code)[0]
 
 
 def global_call_sites(code):
@@ -37,7 +34,7 @@ def global_call_sites(code):
     (``f(x)``, ``len(x)``): the callee at such a site changes only when the
     name is rebound.  Found where the arguments are plain loads; other
     calls are left out (never wrongly in)."""
-    return _cached(_find_global_call_sites, code)
+    return facts(code)[1]
 
 
 def _find_self_loops(code):

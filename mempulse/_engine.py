@@ -226,6 +226,10 @@ class CodeNames(object):
         self.name_ids = {}
 
     def code_id(self, code, frame=None):
+        # Known codes without the lock: entries are added and dropped whole.
+        code_id = self.code_ids.get(id(code))
+        if code_id is not None:
+            return code_id
         with self.lock:
             code_id = self.code_ids.get(id(code))
             if code_id is not None:
@@ -439,7 +443,10 @@ class ThreadTrace(object):
         Returns False, binding nothing, when the C tracer was freed already
         (the session ended meanwhile); under the lock, see :func:`_bind`.
         """
-        if not _bind(self):
+        if not self.is_thread and self.c is not None:
+            # No lock: only this thread frees the entering thread's trace.
+            _core.lib.mp_bind(self.c)
+        elif not _bind(self):
             return False
         # Bound before any free: the C tracer lives on while bound.
         if self.root_kind == TRACED:

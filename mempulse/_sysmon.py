@@ -100,11 +100,12 @@ class _Monitor(object):
         """
         with self.lock:
             # Users whose session ended without releasing (an interrupt).
-            self.users = set(d for d in self.users if d.live())
+            if self.users:
+                self.users = set(d for d in self.users if d.live())
             if not self.users and self.idle:
                 if _EVENTS_STAY_ON:
                     self._register(self.callbacks, _GLOBAL_EVENT_IDS)
-                self.idle = False  # else events stay off until start_events()
+                self.idle = False  # else events stay off until enable(..., start=True)
             elif not self.users:
                 if self.tool is not None:
                     self._uninstall()
@@ -135,14 +136,6 @@ class _Monitor(object):
                 self._choose_line_callback()
             return True
 
-    def start_events(self):
-        """Turn the global events on (a session's last step: from here on,
-        every Python call is an event)."""
-        with self.lock:
-            if self.tool is not None and not self.events_on:
-                monitoring.set_events(self.tool, _GLOBAL_EVENTS)
-                self.events_on = True
-
     def release(self, driver, interrupts=None):
         """Count a session out; the last one gives the tool id back."""
         with self.lock:
@@ -151,7 +144,8 @@ class _Monitor(object):
                 self.interrupts.remove(interrupts)
                 self._choose_line_callback()
             self.users.discard(driver)
-            self.users = set(d for d in self.users if d.live())
+            if self.users:
+                self.users = set(d for d in self.users if d.live())
             if not self.users:
                 if self.tool == _TOOL_IDS[-1]:
                     self._uninstall()  # the profiler's id: give it back to cProfile
@@ -246,7 +240,10 @@ class _Monitor(object):
             monitoring.register_callback(self.tool, monitoring.events.LINE, self.callbacks[key])
 
     # -- local events --------------------------------------------------------
-    def enable(self, code, events):
+    def enable(self, code, events, start=False):
+        """Give ``code`` the local ``events``; ``start``: then turn the
+        global events on (a session's last step: from here on, every
+        Python call is an event)."""
         # Under the lock: other threads' callbacks get here while the last
         # session's end turns every code's events off (_idle iterates codes).
         with self.lock:
@@ -254,22 +251,25 @@ class _Monitor(object):
                 return  # a late callback: no session left to trace for
             key = id(code)
             old = self.enabled.get(key, 0)
-            line = monitoring.events.LINE
-            if events & line and not old & line:
-                # Traced code is never disabled, between blocks either: a
-                # later block may reach it through frames that have no CALL
-                # event (filtered-out code, C), which could not restart it.
-                self.sticky.add(key)
-                loops = _bytecode.self_loops(code)
-                if loops:
-                    self.self_loops[key] = loops
-                    events |= monitoring.events.JUMP
-            if events & monitoring.events.CALL and key not in self.call_sites:
-                self.call_sites[key] = _bytecode.global_call_sites(code)
+            if events & _LINE and not old & _LINE or events & _CALL and key not in self.call_sites:
+                loops, sites = _bytecode.facts(code)
+                if events & _LINE:
+                    # Traced code is never disabled, between blocks either: a
+                    # later block may reach it through frames that have no CALL
+                    # event (filtered-out code, C), which could not restart it.
+                    self.sticky.add(key)
+                    if loops:
+                        self.self_loops[key] = loops
+                        events |= _JUMP
+                if events & _CALL:
+                    self.call_sites[key] = sites
             if old | events != old:
                 self.enabled[key] = old | events
                 self.codes[key] = code
                 monitoring.set_local_events(self.tool, code, old | events)
+            if start and not self.events_on:
+                monitoring.set_events(self.tool, _GLOBAL_EVENTS)
+                self.events_on = True
 
     def disable_outside(self, code):
         """What a start outside any block of its thread returns: DISABLE,
@@ -293,6 +293,9 @@ class _Monitor(object):
         monitoring.restart_events()
 
 
+_LINE, _JUMP, _CALL = (
+    (monitoring.events.LINE, monitoring.events.JUMP, monitoring.events.CALL) if monitoring is not None else (0, 0, 0)
+)
 _GLOBAL_EVENTS = (
     monitoring.events.PY_START | monitoring.events.PY_RESUME | monitoring.events.PY_THROW | monitoring.events.PY_UNWIND
     if monitoring is not None
@@ -367,6 +370,8 @@ def _callbacks(monitor):
     traced_events = line_event | leave_events
     call_event = events.CALL
     function_type = _FunctionType
+    method_type = _MethodType
+    ignored = _engine._IGNORED
     self_loops = monitor.self_loops
     interrupt_lists = monitor.interrupts
     getframe = sys._getframe
@@ -498,6 +503,10 @@ def _callbacks(monitor):
                 return disable
             return None
         try:
+            if type(callable_) is method_type:
+                function = callable_.__func__
+                if type(function) is function_type and id(function.__code__) in ignored:
+                    return disable  # a block's own __exit__ (this site calls no other in this block)
             codes = _callee_codes(callable_)
             keys = [id(c) for c in codes if id(c) in disabled]
             if keys or not (codes or _EVENTS_STAY_ON):
@@ -654,8 +663,7 @@ class Driver(object):
         if record_root:
             wanted |= events.LINE
         try:
-            _monitor.enable(frame.f_code, wanted)
-            _monitor.start_events()
+            _monitor.enable(frame.f_code, wanted, start=True)
         except Exception as e:
             self.problem = _engine.refused("sys.monitoring", e)
 

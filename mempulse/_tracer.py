@@ -33,11 +33,18 @@ class _NoDriver(object):
 _NO_DRIVER = _NoDriver()
 
 
+# The driver MEMPULSE_DRIVER chose, read when the first trace starts: a
+# lookup of a missing variable raises and catches KeyError twice, a tenth
+# of a small block's cost.
+_driver_setting = []
+
+
 def _driver_wanted():
     """"sys.monitoring" on 3.12+, else "sys.settrace"; MEMPULSE_DRIVER=settrace forces the latter."""
-    if _sysmon.available() and os.environ.get("MEMPULSE_DRIVER", "") != "settrace":
-        return _sysmon.Driver.name
-    return _settrace.Driver.name
+    if not _driver_setting:
+        forced = os.environ.get("MEMPULSE_DRIVER", "") == "settrace"
+        _driver_setting.append(_settrace.Driver.name if forced or not _sysmon.available() else _sysmon.Driver.name)
+    return _driver_setting[0]
 
 
 def check_arguments(callback, trace_depth, include=None, exclude=None):

@@ -120,12 +120,19 @@ def clean_state():
 DRIVERS = ["settrace"] + (["sysmon"] if hasattr(__import__("sys"), "monitoring") else [])
 
 
-@pytest.fixture(params=DRIVERS)
-def driver(request, monkeypatch):
-    if request.param == "settrace":
+def use_driver(monkeypatch, name):
+    """Trace under ``name`` ("settrace" or "sysmon") until the test ends."""
+    if name == "settrace":
         monkeypatch.setenv("MEMPULSE_DRIVER", "settrace")
     else:
         monkeypatch.delenv("MEMPULSE_DRIVER", raising=False)
+    # MEMPULSE_DRIVER is read when a process's first trace starts: read it again.
+    monkeypatch.setattr(mempulse._tracer, "_driver_setting", [])
+
+
+@pytest.fixture(params=DRIVERS)
+def driver(request, monkeypatch):
+    use_driver(monkeypatch, request.param)
     return request.param
 
 

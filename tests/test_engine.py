@@ -11,7 +11,7 @@ import threading
 import pytest
 
 import mempulse
-from conftest import MiB, line_of, record_at, run_python
+from conftest import MiB, line_of, record_at, run_python, use_driver
 
 HAVE_ASYNCIO_RUN = sys.version_info >= (3, 7)
 PY2 = sys.version_info[0] == 2
@@ -705,10 +705,7 @@ def program_for_comparison():
 def test_both_drivers_record_the_same_lines_and_hits(monkeypatch):
     shapes = {}
     for name in ("settrace", "sysmon"):
-        if name == "settrace":
-            monkeypatch.setenv("MEMPULSE_DRIVER", "settrace")
-        else:
-            monkeypatch.delenv("MEMPULSE_DRIVER", raising=False)
+        use_driver(monkeypatch, name)
         results = []
         with mempulse.cMemoryUsageTracer(results.append, 3):
             program_for_comparison()
@@ -732,7 +729,7 @@ def test_huge_line_numbers_do_not_raise(driver):
 
 # ---- coexistence -----------------------------------------------------------------
 def test_previous_settrace_function_restored_and_replacement_warned(monkeypatch):
-    monkeypatch.setenv("MEMPULSE_DRIVER", "settrace")
+    use_driver(monkeypatch, "settrace")
     seen = []
 
     def debugger(frame, event, arg):
