@@ -389,6 +389,9 @@ class Session(object):
             self.children.clear()
 
 
+LEVELS_NOTED = 32
+
+
 class ThreadTrace(object):
     """One thread's share of a session: followed frames and its C tracer.
 
@@ -424,6 +427,10 @@ class ThreadTrace(object):
         self.kinds = [OWN, self.root_kind]
         self._mp_call = lib.mp_bound_call
         self._mp_return = lib.mp_bound_return
+        # For the sys.monitoring driver: per level below LEVELS_NOTED, the
+        # code that last started there with its local events all set
+        # (levels never exceed the depth).
+        self.noted = [None] * min(self.depth + 1, LEVELS_NOTED)
 
     def start(self):
         """Start the C tracer: its first reading, the baseline of the first line.

@@ -377,6 +377,7 @@ def _callbacks(monitor):
     getframe = sys._getframe
     disable = monitoring.DISABLE
     enabled = monitor.enabled
+    levels_noted = _engine.LEVELS_NOTED
     disabled = monitor.disabled
     sticky = monitor.sticky
     call_sites = monitor.call_sites
@@ -462,11 +463,20 @@ def _callbacks(monitor):
             # thread's trace (_engine._hot): begin(), _begin() and follow() inlined.
             kind = trace.enter(frame)
             if kind is not None:
+                level = trace.levels[-1]
+                # The events a code needs follow from its kind and level:
+                # one that started at this level with them all needs no
+                # look-up (a code's local events only grow until the tool
+                # goes idle, after every trace).
+                if level < levels_noted and trace.noted[level] is code:
+                    return None
                 wanted = leave_events if kind == OWN else traced_events
-                if trace.levels[-1] < trace.depth:
+                if level < trace.depth:
                     wanted |= call_event
                 if enabled.get(id(code), 0) & wanted != wanted:
                     monitor.enable(code, wanted)
+                if level < levels_noted:
+                    trace.noted[level] = code
                 return None
             if enabled.get(id(code), 0) & line_event:
                 trace.mute(frame)
@@ -535,9 +545,15 @@ def _callbacks(monitor):
         trace = hot[0]
         if trace is not None and not trace.done:
             frame = getframe(1)
-            if frame is trace.frames[-1]:  # the common case (see on_start)
+            frames = trace.frames
+            if frame is frames[-1]:
+                # The common case (see on_start): ThreadTrace.leave of the
+                # innermost followed frame of a trace that is no thread's, inlined.
                 try:
-                    trace.leave(frame)
+                    frames.pop()
+                    trace.levels.pop()
+                    if trace.kinds.pop() != OWN:
+                        trace._mp_return()
                 except Exception as e:
                     _note(e)
                 return
