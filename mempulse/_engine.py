@@ -109,7 +109,8 @@ _active = _Active()
 # The entering thread's trace activated last, or None: a hint for the
 # sys.monitoring driver, whose events carry no thread.  A frame whose caller
 # is this trace's innermost followed frame runs on that trace's thread, so
-# its events skip the thread-local lookup.
+# its events skip the thread-local lookup.  Cleared before the trace is
+# done, so it is never a finished one.
 _hot = [None]
 
 # Sessions running in this process, for fork handling.
@@ -153,6 +154,7 @@ def _stale(trace):
 
 def _abandon_in_child(session):
     session.ended = session.forked = True
+    _hot[0] = None
     for trace in [session.main] + session.threads:
         if trace is not None:
             trace.done = True
@@ -598,6 +600,8 @@ class ThreadTrace(object):
     # -- ending ----------------------------------------------------------------
     def _finish(self):  # lock held, or the thread is the session's entering one
         if not self.done:
+            if _hot[0] is self:
+                _hot[0] = None  # the hint is never a finished trace
             self.done = True
             if self.c is not None:
                 _core.lib.mp_finish(self.c)

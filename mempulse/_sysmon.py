@@ -457,7 +457,7 @@ def _callbacks(monitor):
         try:
             frame = getframe(1)
             trace = hot[0]
-            if trace is None or trace.done or frame.f_back is not trace.frames[-1]:
+            if trace is None or frame.f_back is not trace.frames[-1]:
                 return begin(code, frame, True)
             # A call from the innermost followed frame of the entering
             # thread's trace (_engine._hot): begin(), _begin() and follow() inlined.
@@ -543,7 +543,7 @@ def _callbacks(monitor):
 
     def on_leave(code, offset, value):
         trace = hot[0]
-        if trace is not None and not trace.done:
+        if trace is not None:  # (never a finished trace: see _engine._hot)
             frame = getframe(1)
             frames = trace.frames
             if frame is frames[-1]:
