@@ -484,15 +484,24 @@ class ThreadTrace(object):
                     return self._enter_through(frame, parent)
                 return None
             self._unwind_above(parent)
+        return self.enter_child(frame, frame.f_code)
+
+    def enter_child(self, frame, code):
+        """``frame``, running ``code``, starts and its caller is the innermost
+        followed frame: :meth:`enter` without the checks of its caller.
+
+        For drivers that know both already (a frame's attributes are read
+        through generic descriptors, each costing a few hundred
+        instructions).
+        """
         level = self.levels[-1]
-        code = frame.f_code
         code_id = self.session.code_ids.get(id(code))
         if code_id is None:
             code_id = self.session.code_id(code, frame)
         if code_id < OWN_CODE:  # filtered out, or ignored
             return None
         if code_id == OWN_CODE:
-            frames.append(frame)
+            self.frames.append(frame)
             self.levels.append(level)
             self.kinds.append(OWN)
             return OWN
@@ -500,7 +509,7 @@ class ThreadTrace(object):
             if code is THREAD_START:
                 self.session.note_thread_start(frame)
             return None
-        frames.append(frame)
+        self.frames.append(frame)
         self.levels.append(level + 1)
         self.kinds.append(TRACED)
         self._mp_call(code_id)

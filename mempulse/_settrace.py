@@ -98,7 +98,7 @@ def _functions(trace, guarded):
     ``guarded``: take the trace's lock around each event and stop at the
     end of the session (threads other than the entering one).
     """
-    enter, leave = trace.enter, trace.leave
+    enter, enter_child, leave = trace.enter, trace.enter_child, trace.leave
     session = trace.session
     mp_line = _core.lib.mp_bound_line
 
@@ -156,7 +156,7 @@ def _functions(trace, guarded):
         ):
             return None  # the common case, a call far below the trace: enter() would say so
         try:
-            kind = enter(frame)
+            kind = enter_child(frame, frame.f_code) if parent is frames[-1] else enter(frame)
         except Exception as e:
             _note(session, e)
             return None

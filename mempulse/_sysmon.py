@@ -461,7 +461,7 @@ def _callbacks(monitor):
                 return begin(code, frame, True)
             # A call from the innermost followed frame of the entering
             # thread's trace (_engine._hot): begin(), _begin() and follow() inlined.
-            kind = trace.enter(frame)
+            kind = trace.enter_child(frame, code)
             if kind is not None:
                 level = trace.levels[-1]
                 # The events a code needs follow from its kind and level:
