@@ -143,8 +143,7 @@ def _functions(trace, guarded):
 
     def global_(frame, event, arg):
         if trace.done:
-            sys.settrace(None)
-            return None
+            return _remove_trace_function()
         parent = frame.f_back
         if (
             parent is not frames[-1]
@@ -176,7 +175,7 @@ def _functions(trace, guarded):
     lock_of = trace  # its lock is replaced in a forked child
 
     def detach():
-        sys.settrace(None)
+        _remove_trace_function()
         trace.deactivate()
         return None
 
@@ -207,6 +206,24 @@ def _functions(trace, guarded):
 
 
 _HAVE_TRACE_LINES = hasattr(sys._getframe(), "f_trace_lines")  # 3.7+
+
+# CPython 3.11 calls a "call" event's trace function through a pointer it
+# read before creating the frame object.  A garbage collection there runs
+# finalizers, whose own call events reach the same trace function; if that
+# one removes itself (its trace ended), the pointer is left to freed memory
+# and the outer call crashes the interpreter.  So a thread keeps the trace
+# function it removed from inside an event alive, until it removes another
+# or ends (tests/test_engine.py::test_trace_removed_inside_a_collection).
+_removed = threading.local()
+
+
+def _remove_trace_function():
+    """sys.settrace(None), from inside a trace function; returns None."""
+    current = sys.gettrace()
+    if current is not None:
+        _removed.function = current
+    sys.settrace(None)
+    return None
 
 
 def _note(session, error):

@@ -139,6 +139,74 @@ def test_threads_adopted_as_the_block_exits(driver, how):
         assert "Traceback" not in err and "Exception in thread" not in err, (env, err[-3000:])
 
 
+TRACE_REMOVED_INSIDE_A_COLLECTION = """
+import gc, sys, threading, time
+import mempulse
+
+
+class Cycle(object):
+    # Garbage with a finalizer: the collector runs Python code.
+    def __init__(self):
+        self.me = self
+
+    def __del__(self):
+        pass
+
+
+def f():
+    return 1
+
+
+def worker():
+    holder.append(Cycle())
+    gc.disable()
+    gc.set_threshold(1)
+    ready.set()
+    # One line: its line event comes while the block runs.  Once the gate
+    # opens (the block has ended) the first event is f's call, whose frame
+    # object's allocation collects the cycle; the finalizer's call event
+    # reaches the thread's trace function, which removes itself.
+    gate.acquire(); del holder[:]; gc.enable(); out.append(f())
+
+
+old = gc.get_threshold()
+out = []
+try:
+    for _ in range(20):
+        gate = threading.Lock()
+        gate.acquire()
+        ready = threading.Event()
+        holder = []
+        t = threading.Thread(target=worker)
+        with mempulse.cMemoryUsageTracer(lambda result: None, 1):
+            t.start()
+            ready.wait()
+            # Until the worker is past its last call before the gate.
+            while sys._current_frames().get(t.ident).f_code is not worker.__code__:
+                time.sleep(0.001)
+            time.sleep(0.01)
+        gate.release()
+        t.join()
+finally:
+    gc.enable()
+    gc.set_threshold(*old)
+print("ran %d" % len(out))
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("gc"), "set_threshold"), reason="CPython's collector")
+def test_trace_removed_inside_a_collection(driver):
+    """A thread's trace function removes itself (its block ended) from a
+    call event that a garbage collection's finalizer caused while CPython
+    3.11 was making the frame object of another call event: 3.11 then called
+    the removed, freed function (a segfault at once, before mempulse kept
+    it alive; seen in CI as a rare crash of threads meeting new code)."""
+    status, out, err = run_python(TRACE_REMOVED_INSIDE_A_COLLECTION, timeout=120)
+    assert status == 0, err[-3000:]
+    assert "ran 20" in out, (out, err[-3000:])
+    assert "Traceback" not in err and "Exception in thread" not in err, err[-3000:]
+
+
 def test_exit_while_threads_meet_new_code(driver):
     """300 exits while two traced threads keep calling code never seen
     before: sys.monitoring's end turned every code's events off while those
