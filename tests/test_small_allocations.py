@@ -145,8 +145,10 @@ def test_allocate_and_free_every_iteration_shows_no_phantom_growth(tmpdir, sampl
     # mmapped and unmapped each time); the sum over the loop is about zero,
     # and the lines between them get nothing.
     # PyPy: its JIT compiles the loop and its collector runs at the loop's
-    # header, which moves up to ~2 MiB there whatever the loop allocates.
-    slack = 0 if CPYTHON else 4 * MiB
+    # header, which moves memory there whatever the loop allocates: about
+    # a nursery (test-all sets PYPY_GC_NURSERY=4MB) and more (4.97 MB seen
+    # at 1 KiB with psutil, once in a CI run).
+    slack = 0 if CPYTHON else 6 * MiB
     for (function, name), increment in lines.items():
         if name not in ("alloc", "free"):
             bound = max(0.03 * allocated, 2 * size) + slack
