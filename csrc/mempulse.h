@@ -196,6 +196,35 @@ size_t mp_series(const mp_tracer *t, mp_point *out, size_t n); /* in time order;
 size_t mp_footprint(const mp_tracer *t);    /* bytes of heap the tracer holds */
 
 /*
+ * The same, for callers that pay per call (the Python layer pays ~1 us per
+ * cffi call, a dozen per traced block otherwise).
+ * mp_tracer_make: mp_tracer_new's tracer, or NULL (out of memory, or an
+ * invalid argument).  mp_begin: mp_start, then, if it succeeded, bind t to
+ * the calling thread and, with code_id >= 0, mp_call(t, code_id) (the root
+ * frame); on failure nothing is bound.
+ * mp_result: a finished tracer's whole result in one copy of
+ * mp_result_size(t) bytes into out (any alignment): MP_RESULT_HEAD int64
+ * values (the MP_RESULT_* indexes below), then the records as mp_records
+ * copies them, then the series as mp_series does.  Returns the bytes
+ * written: 0 when cap is too small.
+ */
+mp_tracer *mp_tracer_make(mp_meter *meter, int64_t period_ns);
+int mp_begin(mp_tracer *t, int32_t code_id);
+#define MP_RESULT_STATUS 0      /* mp_error */
+#define MP_RESULT_ERRNO 1       /* mp_error_errno */
+#define MP_RESULT_USS_AGE 2     /* mp_uss_age_ns */
+#define MP_RESULT_DROPPED 3     /* mp_dropped */
+#define MP_RESULT_RECORDS 4     /* records that follow the head */
+#define MP_RESULT_POINTS 5      /* points that follow the records */
+#define MP_RESULT_PEAK_BEFORE 6 /* the meter's known lifetime peak right after
+                                   mp_start's reading (the process's peak
+                                   before the trace; MP_NONE unknown) */
+#define MP_RESULT_PEAK_PER_LINE 7  /* mp_peak_per_line */
+#define MP_RESULT_HEAD 8
+size_t mp_result_size(const mp_tracer *t);
+size_t mp_result(const mp_tracer *t, void *out, size_t cap);
+
+/*
  * The same events for the tracer bound to the calling thread, so the hot
  * path passes one argument or none (cffi then builds no argument tuple):
  * each traced thread binds its own tracer.  Events with nothing bound are

@@ -152,13 +152,29 @@ static size_t gather(const mp_series_buf *s, mp_point *out)
     return n;
 }
 
+/* Point i of the series, its time relative to start_ns. */
+static mp_point point_at(const mp_series_buf *s, size_t i)
+{
+    mp_point p = i < s->n ? s->pts[i] : s->last;
+    p.time_ns -= s->start_ns == MP_NONE ? 0 : s->start_ns;
+    return p;
+}
+
 size_t mp_series_copy(const mp_series_buf *s, mp_point *out, size_t n)
 {
     size_t i, len = mp_series_len(s);
-    int64_t base = s->start_ns == MP_NONE ? 0 : s->start_ns;
-    for (i = 0; i < len && i < n; i++) {
-        out[i] = i < s->n ? s->pts[i] : s->last;
-        out[i].time_ns -= base;
+    for (i = 0; i < len && i < n; i++)
+        out[i] = point_at(s, i);
+    return i;
+}
+
+size_t mp_series_copy_bytes(const mp_series_buf *s, void *out, size_t n)
+{
+    char *at = out;
+    size_t i, len = mp_series_len(s);
+    for (i = 0; i < len && i < n; i++, at += sizeof(mp_point)) {
+        mp_point p = point_at(s, i);
+        memcpy(at, &p, sizeof p);
     }
     return i;
 }

@@ -41,6 +41,8 @@ void mp_series_release(mp_series_buf *s);
 void mp_series_add(mp_series_buf *s, const mp_point *p);
 size_t mp_series_len(const mp_series_buf *s);
 size_t mp_series_copy(const mp_series_buf *s, mp_point *out, size_t n);
+/* The same into a byte buffer of any alignment. */
+size_t mp_series_copy_bytes(const mp_series_buf *s, void *out, size_t n);
 /* Fold src's points into dst, in time order, re-bounded: MP_OK or MP_ENOMEM. */
 int mp_series_merge(mp_series_buf *dst, const mp_series_buf *src);
 size_t mp_series_footprint(const mp_series_buf *s);

@@ -107,6 +107,7 @@ struct mp_tracer {
     uint64_t period_ticks; /* period_ns in TSC ticks; 0: use the clock */
     int hot;            /* readings left before the movement gate closes */
     int64_t dropped;
+    int64_t peak_before;  /* the meter's known peak after mp_start's reading */
 
     int started;
     int err;
@@ -315,8 +316,15 @@ int mp_tracer_new(mp_meter *meter, int64_t period_ns, mp_tracer **out)
     t->anchor_ns = MP_NONE;
     mp_series_init(&t->series);
     t->uss_age_ns = -1;
+    t->peak_before = MP_NONE;
     *out = t;
     return MP_OK;
+}
+
+mp_tracer *mp_tracer_make(mp_meter *meter, int64_t period_ns)
+{
+    mp_tracer *t;
+    return mp_tracer_new(meter, period_ns, &t) == MP_OK ? t : NULL;
 }
 
 static void destroy(mp_tracer *t)
@@ -443,6 +451,18 @@ int mp_start(mp_tracer *t)
     }
     t->hot = 0;
     t->started = 1;
+    t->peak_before = mp_meter_known_peak(t->meter);
+    return MP_OK;
+}
+
+int mp_begin(mp_tracer *t, int32_t code_id)
+{
+    int rc = mp_start(t);
+    if (rc != MP_OK)
+        return rc;
+    mp_bind(t);
+    if (code_id >= 0)
+        mp_call(t, code_id);
     return MP_OK;
 }
 
@@ -599,24 +619,28 @@ size_t mp_count(const mp_tracer *t)
     return mp_table_count(&t->table);
 }
 
+static void record_of(const mp_tracer *t, const mp_site *s, mp_record *r)
+{
+    r->code_id = s->key.code_id;
+    r->lineno = s->key.lineno;
+    r->uss = s->uss;
+    r->swap = s->swap;
+    r->peak_rss = s->peak_rss;
+    r->hits = s->hits;
+    r->increment = s->increment;
+    r->max_increment = s->max_increment;
+    r->anon_increment = (t->known & KNOWN_ANON) ? s->anon_inc : MP_NONE;
+    r->file_increment = (t->known & KNOWN_FILE) ? s->file_inc : MP_NONE;
+    r->shmem_increment = (t->known & KNOWN_SHMEM) ? s->shmem_inc : MP_NONE;
+}
+
 size_t mp_records(const mp_tracer *t, mp_record *out, size_t n)
 {
     const mp_site *s;
     size_t i = 0;
 
-    for (s = t->table.head; s != NULL && i < n; s = s->hh.next, i++) {
-        out[i].code_id = s->key.code_id;
-        out[i].lineno = s->key.lineno;
-        out[i].uss = s->uss;
-        out[i].swap = s->swap;
-        out[i].peak_rss = s->peak_rss;
-        out[i].hits = s->hits;
-        out[i].increment = s->increment;
-        out[i].max_increment = s->max_increment;
-        out[i].anon_increment = (t->known & KNOWN_ANON) ? s->anon_inc : MP_NONE;
-        out[i].file_increment = (t->known & KNOWN_FILE) ? s->file_inc : MP_NONE;
-        out[i].shmem_increment = (t->known & KNOWN_SHMEM) ? s->shmem_inc : MP_NONE;
-    }
+    for (s = t->table.head; s != NULL && i < n; s = s->hh.next, i++)
+        record_of(t, s, &out[i]);
     return i;
 }
 
@@ -630,6 +654,43 @@ size_t mp_series(const mp_tracer *t, mp_point *out, size_t n)
     if (out == NULL)
         return 0;
     return mp_series_copy(&t->series, out, n);
+}
+
+size_t mp_result_size(const mp_tracer *t)
+{
+    return MP_RESULT_HEAD * sizeof(int64_t) + mp_count(t) * sizeof(mp_record) +
+           mp_series_count(t) * sizeof(mp_point);
+}
+
+size_t mp_result(const mp_tracer *t, void *out, size_t cap)
+{
+    int64_t head[MP_RESULT_HEAD];
+    char *at = out;
+    const mp_site *s;
+    size_t records = mp_count(t), points = mp_series_count(t), size = mp_result_size(t);
+
+    if (out == NULL || cap < size)
+        return 0;
+    head[MP_RESULT_STATUS] = t->err;
+    head[MP_RESULT_ERRNO] = t->err_errno;
+    head[MP_RESULT_USS_AGE] = t->uss_age_ns;
+    head[MP_RESULT_DROPPED] = t->dropped;
+    head[MP_RESULT_RECORDS] = (int64_t)records;
+    head[MP_RESULT_POINTS] = (int64_t)points;
+    head[MP_RESULT_PEAK_BEFORE] = t->peak_before;
+    head[MP_RESULT_PEAK_PER_LINE] = mp_peak_per_line(t);
+    memcpy(at, head, sizeof head);
+    at += sizeof head;
+    /* Through an aligned copy: out is a byte buffer. */
+    for (s = t->table.head; s != NULL; s = s->hh.next) {
+        mp_record r;
+        record_of(t, s, &r);
+        memcpy(at, &r, sizeof r);
+        at += sizeof r;
+    }
+    if (points > 0 && mp_series_copy_bytes(&t->series, at, points) != points)
+        return 0;
+    return size;
 }
 
 size_t mp_footprint(const mp_tracer *t)

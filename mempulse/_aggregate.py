@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from mempulse import _core, _engine, _filters, _own_call, _result, _tracer
+from mempulse import _collect, _core, _engine, _filters, _own_call, _result, _tracer
 
 
 def _ignore(result):
@@ -184,7 +184,8 @@ class Profile(object):
                 metadata["name"] = self.name
             if self._c is None:
                 return _result.TraceResult(metadata=metadata)
-            return _tracer._Tracer.records_of(self._c, self._names.names, metadata)
+            head, rows = _collect.read(self._c)
+            return _collect.result(head, rows, self._names.names, metadata)
 
     def reset(self):
         """Forget every record and the call count (the code id table is kept)."""

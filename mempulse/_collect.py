@@ -1,68 +1,72 @@
 """What a finished C tracer holds, as Python: its records and its series.
 
-THE place that turns ``mp_records`` / ``mp_series`` output into
-:class:`TraceRecord` and :class:`MemoryPoint` (a tracer's result, or an
-aggregate merged in C)::
+THE place that turns a C tracer's result into :class:`TraceRecord` and
+:class:`MemoryPoint` (a trace's, or an aggregate merged in C)::
 
-    result = TraceResult(records(c_tracer, names), metadata)
-    result.series = series(c_tracer, names)
+    head, rows = read(c_tracer)        # one copy out of C, then C may be freed
+    trace_result = result(head, rows, names, metadata)
 
-Both copy the C array out into a bytearray and unpack it with ``struct``: a cffi
-struct field costs about 0.3 us to read, and a record has twelve.  The
-series is copied at once (the tracer is freed next) but decoded only when
-someone reads ``result.series``: most results of a service's blocks never
-are, and the fixed cost of a block stays flat.
+``read`` copies the head (status, USS anchor age, lost events, counts,
+the peak before the trace), the records and the series into one bytearray
+with one C call (``mp_result``: a cffi call costs about a microsecond, a
+cffi struct field a third of one), and ``struct`` unpacks it.  The series
+is decoded only when someone reads ``result.series``: most results of a
+service's blocks never are, and the fixed cost of a block stays flat.
 """
 import struct
 
 from mempulse import _core, _result
 
-# The layouts of mp_record and mp_point (csrc/mempulse.h): standard sizes,
-# no padding; checked against cffi's sizes once.
+# The layouts of the head, mp_record and mp_point (csrc/mempulse.h):
+# standard sizes, no padding; checked against cffi's sizes once (read).
+_HEAD = struct.Struct("=8q")
 _RECORD = struct.Struct("=ii9q")
 _POINT = struct.Struct("=qqqii")
-_ARRAYS = {}  # struct name -> (cffi array type, packed as its layout?)
+_layout_checked = []
+
+# Indexes into the head (MP_RESULT_* in csrc/mempulse.h).
+STATUS, ERRNO, USS_AGE, DROPPED, RECORDS, POINTS, PEAK_BEFORE, PEAK_PER_LINE = range(8)
 
 
-def _copy(name, layout, count, fill, c_tracer):
-    """The ``count`` structs ``fill(c_tracer, array, count)`` writes, as a
-    bytearray to unpack (or, where cffi's layout is not ours, a list of tuples)."""
-    ffi = _core.ffi
-    found = _ARRAYS.get(name)
-    if found is None:
-        found = _ARRAYS[name] = (ffi.typeof(name + "[]"), ffi.sizeof(name) == layout.size)
-    array_type, packed = found
-    if not packed:  # an ABI we did not expect: slow but right
-        array = ffi.new(array_type, count)
-        count = fill(c_tracer, array, count)
-        fields = [field for field, _ in ffi.typeof(name).fields]
-        return [tuple(getattr(array[i], field) for field in fields) for i in range(count)]
-    # C writes straight into the bytes struct unpacks: no copy between.
-    rows = bytearray(count * layout.size)
-    written = fill(c_tracer, ffi.from_buffer(array_type, rows), count)
-    if written < count:
-        del rows[written * layout.size:]
-    return rows
+def read(c_tracer):
+    """Copy a finished C tracer's result out (one C call): ``(head, rows)``,
+    the MP_RESULT_* values (by the indexes above) and the raw rows."""
+    ffi, lib = _core.ffi, _core.lib
+    if not _layout_checked:
+        if (ffi.sizeof("mp_record"), ffi.sizeof("mp_point")) != (_RECORD.size, _POINT.size):
+            raise RuntimeError("mempulse: the C core's record layout is not the expected one")
+        _layout_checked.append(True)
+    size = lib.mp_result_size(c_tracer)
+    rows = bytearray(size)
+    if lib.mp_result(c_tracer, ffi.from_buffer(rows), size) != size:
+        raise RuntimeError("mempulse: the C core's result did not fit its size")
+    return _HEAD.unpack_from(rows), rows
 
 
-def _unpack(rows, layout):
-    if isinstance(rows, list):
-        return rows
-    if hasattr(layout, "iter_unpack"):
-        return layout.iter_unpack(rows)
-    return [layout.unpack_from(rows, i) for i in range(0, len(rows), layout.size)]  # Python 2
+def result(head, rows, names, metadata=None):
+    """A :class:`TraceResult` of what :func:`read` copied out (``names``:
+    code id -> (filename, function))."""
+    end = _HEAD.size + head[RECORDS] * _RECORD.size
+    return _result.TraceResult(
+        _records(rows, _HEAD.size, end, names) if head[RECORDS] else [],
+        metadata,
+        _result.Lazy(_points, rows, end, names) if head[POINTS] else None,
+    )
 
 
-def records(c_tracer, names):
-    """The tracer's callsites as :class:`TraceRecord`, in order of first execution.
+if hasattr(_RECORD, "iter_unpack"):
 
-    ``names`` maps the tracer's code ids to (filename, function).
-    """
-    lib = _core.load()[1]
-    count = lib.mp_count(c_tracer)
-    if not count:
-        return []
-    rows = _copy("mp_record", _RECORD, count, lib.mp_records, c_tracer)
+    def _iter_rows(layout, rows, start, end):
+        return layout.iter_unpack(memoryview(rows)[start:end])
+
+else:  # Python 2
+
+    def _iter_rows(layout, rows, start, end):
+        return [layout.unpack_from(rows, i) for i in range(start, end, layout.size)]
+
+
+def _records(rows, start, end, names):
+    """The rows' callsites as :class:`TraceRecord`, in order of first execution."""
     none, new, cls = _core.NONE, tuple.__new__, _result.TraceRecord
     return [
         new(cls, (
@@ -76,25 +80,14 @@ def records(c_tracer, names):
             None if file_ == none else file_,
             None if shmem == none else shmem,
         ))
-        for code_id, lineno, uss, swap, peak, hits, inc, top, anon, file_, shmem in _unpack(rows, _RECORD)
+        for code_id, lineno, uss, swap, peak, hits, inc, top, anon, file_, shmem in _iter_rows(_RECORD, rows, start, end)
     ]
 
 
-def series(c_tracer, names):
-    """The tracer's memory over time, for ``TraceResult.series`` (decoded
-    into :class:`MemoryPoint` when first read)."""
-    lib = _core.load()[1]
-    count = lib.mp_series_count(c_tracer)
-    if not count:
-        return []
-    rows = _copy("mp_point", _POINT, count, lib.mp_series, c_tracer)
-    return _result.Lazy(_points, rows, names)
-
-
-def _points(rows, names):
+def _points(rows, start, names):
     none, new, cls = _core.NONE, tuple.__new__, _result.MemoryPoint
     out = []
-    for time_ns, rss, uss, code_id, lineno in _unpack(rows, _POINT):
+    for time_ns, rss, uss, code_id, lineno in _iter_rows(_POINT, rows, start, len(rows)):
         filename, line = (names[code_id][0], lineno) if code_id >= 0 else (None, None)
         out.append(new(cls, (
             max(time_ns, 0) / 1e9,

@@ -39,11 +39,9 @@ import weakref
 from mempulse import _core
 
 try:
-    _get_ident = threading.get_ident
-except AttributeError:  # Python 2
-    import thread as _thread_module  # noqa: N813
-
-    _get_ident = _thread_module.get_ident
+    from _thread import allocate_lock as _allocate_lock
+except ImportError:  # Python 2
+    from thread import allocate_lock as _allocate_lock
 
 # Kinds of followed frames.
 TRACED, OWN, MUTED = 1, 2, 3
@@ -113,9 +111,8 @@ _active = _Active()
 # done, so it is never a finished one.
 _hot = [None]
 
-# Sessions running in this process, for fork handling.
+# Sessions running in this process, for fork handling and thread adoption.
 _sessions = set()
-_sessions_lock = threading.Lock()
 
 
 def refused(interface, error):
@@ -178,7 +175,7 @@ def active_trace():
     interrupt inside ``__exit__``) is dropped here, and the thread's events
     go back to the trace it stepped in front of, if that one still runs.
     """
-    trace = getattr(_active, "trace", None)
+    trace = _active.trace
     if trace is None or not _stale(trace):
         return trace
     while trace is not None and _stale(trace):
@@ -312,27 +309,33 @@ class Session(object):
     (see :class:`ThreadTrace`).
     """
 
-    def __init__(self, tracer, meter, depth, steps_aside, names=None):
+    # Until set otherwise (most sessions never do).
+    error = None  # first failure in another thread, raised on exit
+    main = None
+    driver = None
+    forked = False
+    interrupted = False  # an interrupt was raised from a trace function
+    warnings = ()  # texts to say on exit (a list once one is added)
+
+    def __init__(self, tracer, meter, depth, steps_aside, names):
         self.tracer = tracer
         self.meter = meter
         self.depth = depth
         self.steps_aside = steps_aside  # an own-call trace: a user tracer may nest
-        self.lock = threading.Lock()
+        self.lock = _allocate_lock()
         self.ended = False
-        self.pid = current_pid()
+        self.pid = _pid[0] if _HAVE_AT_FORK else os.getpid()
         # Shared with other sessions when their records are merged (Profile).
-        self.code_names = names if names is not None else CodeNames()
-        self.code_ids = self.code_names.code_ids  # id(code object) -> code id (OWN_CODE for ours)
-        self.codes = self.code_names.codes
-        self.names = self.code_names.names  # id -> (filename, function)
+        self.code_names = names
+        self.code_ids = names.code_ids  # id(code object) -> code id (OWN_CODE for ours)
+        self.codes = names.codes
+        self.names = names.names  # id -> (filename, function)
         self.threads = []  # ThreadTrace of every thread but the entering one
         self.children = set()  # ids of Thread objects started by traced threads
-        self.error = None  # first failure in another thread, raised on exit
-        self.main = None
-        self.driver = None
-        self.forked = False
-        self.interrupted = False  # an interrupt was raised from a trace function
-        self.warnings = []
+
+    def warn(self, text):
+        """Say ``text`` on exit (a RuntimeWarning and the result's metadata)."""
+        self.warnings = list(self.warnings) + [text]
 
     # -- names ---------------------------------------------------------------
     def code_id(self, code, frame=None):
@@ -403,66 +406,80 @@ class ThreadTrace(object):
     and around every bind (:func:`_bind`).
     """
 
+    # The core's bound-thread events (set when the first trace is made).
+    _mp_call = _mp_return = None
+
     def __init__(self, session, root, record_root, thread=False):
         self.session = session
         self.depth = session.depth
         self.root = root
         self.is_thread = thread
         self.done = False
-        self.lock = threading.Lock()
+        self.lock = _allocate_lock()
         self.outer = None  # the trace this one stepped in front of, if any
-        self.ident = _get_ident()
-        self.c = None
-        self.dropped_root = False
-        ffi, lib = _core.ffi, _core.lib
-        out = ffi.new("mp_tracer **")
-        status = lib.mp_tracer_new(session.meter.c, PERIOD_NS, out)
-        if status != 0:
-            raise MemoryError("mempulse: %s" % _core.strerror(status))
-        self.c = out[0]
-        self.root_code = OWN_CODE
+        lib = _core.lib
+        if ThreadTrace._mp_call is None:
+            ThreadTrace._mp_call, ThreadTrace._mp_return = lib.mp_bound_call, lib.mp_bound_return
+        c = lib.mp_tracer_make(session.meter.c, PERIOD_NS)
+        if not c:
+            self.c = None
+            raise MemoryError("mempulse: %s" % _core.strerror(lib.MP_ENOMEM))
+        self.c = c
+        root_code = OWN_CODE
         if record_root:
-            self.root_code = max(session.code_id(root.f_code, root), OWN_CODE)  # filtered: transparent
-        self.root_kind = OWN if self.root_code == OWN_CODE else TRACED
+            code = root.f_code
+            root_code = session.code_ids.get(id(code))
+            if root_code is None:
+                root_code = session.code_id(code, root)
+            if root_code < OWN_CODE:
+                root_code = OWN_CODE  # filtered: transparent
+        self.root_code = root_code
+        self.root_kind = root_kind = OWN if root_code == OWN_CODE else TRACED
         self.frames = [_BOTTOM, root]
         self.levels = [0, 0]
-        self.kinds = [OWN, self.root_kind]
-        self._mp_call = lib.mp_bound_call
-        self._mp_return = lib.mp_bound_return
+        self.kinds = [OWN, root_kind]
         # For the sys.monitoring driver: per level below LEVELS_NOTED, the
         # code that last started there with its local events all set
         # (levels never exceed the depth).
         self.noted = [None] * min(self.depth + 1, LEVELS_NOTED)
 
-    def start(self):
-        """Start the C tracer: its first reading, the baseline of the first line.
+    def begin(self):
+        """The entering thread's start: the C tracer's first reading (the
+        baseline of the first line), then the thread's events go here.
 
-        The entering thread calls it as its last step before events flow,
-        so the reading is not of mempulse's own setup.  On failure the
-        caller frees the trace.
+        Its last step before events flow, so the reading is not of
+        mempulse's own setup.  On failure nothing is bound, and the caller
+        frees the trace.
         """
+        lib = _core.lib
+        # One C call: start, bind to this thread, push the root if traced
+        # (root_code is OWN_CODE, < 0, otherwise).  No lock: only this
+        # thread frees the entering thread's trace.
+        status = lib.mp_begin(self.c, self.root_code)
+        if status != 0:
+            raise self.session.failure(status, lib.mp_error_errno(self.c))
+        _active.trace = self
+        _hot[0] = self
+
+    def start(self):
+        """Start an adopted thread's C tracer (its first reading); see :meth:`activate`."""
         lib = _core.lib
         status = lib.mp_start(self.c)
         if status != 0:
             raise self.session.failure(status, lib.mp_error_errno(self.c))
 
     def activate(self):
-        """Make this the calling thread's trace: its events go to this C tracer.
+        """Make this (adopted thread's) trace the calling thread's: its events go to this C tracer.
 
         Returns False, binding nothing, when the C tracer was freed already
         (the session ended meanwhile); under the lock, see :func:`_bind`.
         """
-        if not self.is_thread and self.c is not None:
-            # No lock: only this thread frees the entering thread's trace.
-            _core.lib.mp_bind(self.c)
-        elif not _bind(self):
+        if not _bind(self):
             return False
         # Bound before any free: the C tracer lives on while bound.
         if self.root_kind == TRACED:
             self._mp_call(self.root_code)
         _active.trace = self
-        if not self.is_thread:
-            _hot[0] = self
         return True
 
     # -- events --------------------------------------------------------------
@@ -619,7 +636,7 @@ class ThreadTrace(object):
         """Stop sending this thread's events here; the outer trace (if any) resumes."""
         if _hot[0] is self:
             _hot[0] = None
-        if getattr(_active, "trace", None) is self:
+        if _active.trace is self:
             outer = self.outer
             _active.trace = outer
             _bind(outer)  # freed meanwhile (another thread's session ended): nothing bound
@@ -630,9 +647,10 @@ class ThreadTrace(object):
             _hot[0] = None
         with self.lock:
             self.done = True
-            if self.c is not None:
-                _core.lib.mp_tracer_free(self.c)
+            c = self.c
+            if c is not None:
                 self.c = None
+                _core.lib.mp_tracer_free(c)
         # In place: drivers' closures hold these lists (and frames hold
         # those closures as f_trace), so a new list would leave a cycle.
         del self.frames[1:], self.levels[1:], self.kinds[1:]
@@ -640,14 +658,10 @@ class ThreadTrace(object):
         self.outer = None
 
 
-def register(session):
-    with _sessions_lock:
-        _sessions.add(session)
-
-
-def unregister(session):
-    with _sessions_lock:
-        _sessions.discard(session)
+# A set's add and discard are atomic (the GIL, or the set's own lock on
+# free-threaded builds); readers iterate a copy (list(_sessions)).
+register = _sessions.add
+unregister = _sessions.discard
 
 
 def _after_fork_in_child():
@@ -658,9 +672,7 @@ def _after_fork_in_child():
     another thread may have held at fork are replaced, and this thread's
     events go nowhere.  The C core reopens its own /proc files (pid check).
     """
-    global _sessions_lock
     _pid[0] = os.getpid()
-    _sessions_lock = threading.Lock()
     for session in list(_sessions):
         session.lock = threading.Lock()
         session.code_names.lock = threading.Lock()

@@ -40,6 +40,17 @@ class ProcSampler(object):
     """Reads Linux ``/proc/self/statm`` and ``smaps_rollup`` from C."""
 
     name = "c"
+    meter = None  # the process's meter for it, once a trace made it (see meter())
+
+    @classmethod
+    def for_tracer(cls):
+        """The sampler of a new cMemoryUsageTracer: the one whose meter has
+        the files open, once there is one (nothing to check again)."""
+        known = _proc_sampler[0]
+        if known is not None and known.meter is not None:
+            return known
+        sampler = _proc_sampler[0] = cls()
+        return sampler
 
     def __init__(self, proc_dir="/proc/self"):
         self._dir = proc_dir
@@ -77,6 +88,7 @@ class PsutilSampler(object):
     """Reads memory with psutil (Linux, macOS, Windows)."""
 
     name = "psutil"
+    meter = None  # the process's meter for it, once a trace made it (see meter())
 
     def __init__(self):
         try:
@@ -108,18 +120,19 @@ class Meter(object):
     sampler's name ("c" or "psutil"); ``interrupts`` a list of exceptions
     that did not come from the sampler (KeyboardInterrupt, or whatever a
     signal handler raised) caught inside a reading, for the caller to
-    re-raise into the user's code right after the C call.
+    re-raise into the user's code right after the C call; ``failed`` the
+    sampler's own failure, or None (see :meth:`pending_exception`).
     """
 
     name = None
 
     def __init__(self):
         self.interrupts = []
-        self._error = None
+        self.failed = None
 
     def pending_exception(self):
         """The sampler failure to raise once tracing has stopped (then forgotten), or None."""
-        error, self._error = self._error, None
+        error, self.failed = self.failed, None
         return error
 
     # The core is loaded once a meter exists; these read it through the
@@ -294,14 +307,14 @@ class _PsutilMeter(Meter):
                         read(out)
                         return 0
                     except own_errors as e:
-                        if self._error is None:
-                            self._error = e
+                        if self.failed is None:
+                            self.failed = e
                         return failed
                     except BaseException as e:  # noqa: B902 - see above
                         if attempt == 1 and isinstance(e, Exception):
                             # Twice the same way: psutil itself is broken.
-                            if self._error is None:
-                                self._error = e
+                            if self.failed is None:
+                                self.failed = e
                             return failed
                         self.interrupts.append(e)
                 return again
@@ -324,8 +337,8 @@ class _PsutilMeter(Meter):
 
         def last_resort(exc_type, exc_value, tb):
             # Only reached if the guard itself failed (MemoryError, say).
-            if self._error is None:
-                self._error = exc_value if exc_value is not None else exc_type()
+            if self.failed is None:
+                self.failed = exc_value if exc_value is not None else exc_type()
 
         signature = "int(void *, mp_usage *)"
         self._callbacks = (
@@ -340,6 +353,7 @@ class _PsutilMeter(Meter):
 
 _meters = {}
 _meters_lock = threading.Lock()
+_proc_sampler = [None]  # see ProcSampler.for_tracer
 
 
 def meter(sampler):
@@ -347,7 +361,8 @@ def meter(sampler):
 
     Called at trace start, never at import or construction: making the
     /proc meter opens its files (kept open for the process's life, and
-    reopened in a forked child by the C core).
+    reopened in a forked child by the C core).  The sampler keeps it as
+    ``sampler.meter`` for its next traces.
     """
     key = sampler.key()
     found = _meters.get(key)
@@ -356,4 +371,5 @@ def meter(sampler):
             found = _meters.get(key)
             if found is None:
                 found = _meters[key] = sampler.make_meter()
+    sampler.meter = found
     return found

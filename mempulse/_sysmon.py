@@ -104,7 +104,9 @@ class _Monitor(object):
                 self.users = set(d for d in self.users if d.live())
             if not self.users and self.idle:
                 if _EVENTS_STAY_ON:
-                    self._register(self.callbacks, _GLOBAL_EVENT_IDS)
+                    register, tool, callbacks = monitoring.register_callback, self.tool, self.callbacks
+                    for event in _GLOBAL_EVENT_IDS:
+                        register(tool, event, callbacks[event])
                 self.idle = False  # else events stay off until enable(..., start=True)
             elif not self.users:
                 if self.tool is not None:
@@ -146,38 +148,37 @@ class _Monitor(object):
             self.users.discard(driver)
             if self.users:
                 self.users = set(d for d in self.users if d.live())
-            if not self.users:
-                if self.tool == _TOOL_IDS[-1]:
-                    self._uninstall()  # the profiler's id: give it back to cProfile
-                else:
-                    self._idle()
-
-    def _idle(self):
-        """No session: the tool id is kept, and on 3.13+ its global events,
-        served by the idle callbacks; no local event is left on any code.
-
-        Turning the global events off and on again would re-instrument
-        every code that runs afterwards, twice per block, and spend two of
-        the process's event changes (see the module's docstring).
-        """
-        if self.tool is None:
-            return
-        try:
-            if not _EVENTS_STAY_ON:
-                self.events_on = False
-                monitoring.set_events(self.tool, 0)
-            for code in self.codes.values():
-                monitoring.set_local_events(self.tool, code, 0)
-            if _EVENTS_STAY_ON:
-                self._register(self.idle_callbacks, _GLOBAL_EVENT_IDS)
-            self.idle = True
-        except BaseException:
-            self._uninstall()
-            raise
-        finally:
-            self.enabled.clear()
-            self.codes.clear()
-            self.call_sites.clear()
+            if self.users or self.tool is None:
+                return
+            if self.tool == _TOOL_IDS[-1]:
+                self._uninstall()  # the profiler's id: give it back to cProfile
+                return
+            # No session: the tool id is kept, and on 3.13+ its global
+            # events, served by the idle callbacks; no local event is left
+            # on any code.  Turning the global events off and on again
+            # would re-instrument every code that runs afterwards, twice
+            # per block, and spend two of the process's event changes (see
+            # the module's docstring).
+            tool = self.tool
+            try:
+                if not _EVENTS_STAY_ON:
+                    self.events_on = False
+                    monitoring.set_events(tool, 0)
+                set_local_events = monitoring.set_local_events
+                for code in self.codes.values():
+                    set_local_events(tool, code, 0)
+                if _EVENTS_STAY_ON:
+                    register, callbacks = monitoring.register_callback, self.idle_callbacks
+                    for event in _GLOBAL_EVENT_IDS:
+                        register(tool, event, callbacks[event])
+                self.idle = True
+            except BaseException:
+                self._uninstall()
+                raise
+            finally:
+                self.enabled.clear()
+                self.codes.clear()
+                self.call_sites.clear()
 
     def _install(self):
         self.callbacks = _callbacks(self)
@@ -252,7 +253,11 @@ class _Monitor(object):
             key = id(code)
             old = self.enabled.get(key, 0)
             if events & _LINE and not old & _LINE or events & _CALL and key not in self.call_sites:
-                loops, sites = _bytecode.facts(code)
+                known = _known_facts(key)  # _bytecode.facts, its cache read here
+                if known is not None and known[0]() is code:
+                    loops, sites = known[1], known[2]
+                else:
+                    loops, sites = _bytecode.facts(code)
                 if events & _LINE:
                     # Traced code is never disabled, between blocks either: a
                     # later block may reach it through frames that have no CALL
@@ -306,6 +311,7 @@ _GLOBAL_EVENT_NAMES = ("PY_START", "PY_RESUME", "PY_THROW", "PY_UNWIND")
 _EVENT_IDS = tuple(getattr(monitoring.events, name) for name in _EVENT_NAMES) if monitoring is not None else ()
 _GLOBAL_EVENT_IDS = tuple(getattr(monitoring.events, name) for name in _GLOBAL_EVENT_NAMES) if monitoring is not None else ()
 _EVENTS_STAY_ON = sys.version_info >= (3, 13)
+_known_facts = _bytecode.cached_facts
 _monitor = _Monitor()
 _at_exit = []
 
@@ -659,17 +665,19 @@ class Driver(object):
     """The sys.monitoring driver of one session's entering thread."""
 
     name = "sys.monitoring"
+    acquired = False
+    problem = None
+    interrupts = None  # the psutil meter's interrupt list (see _Monitor.acquire)
 
     def __init__(self, trace):
         self.trace = trace
-        self.acquired = False
-        self.problem = None
 
     def claim(self):
         """Count this session in on the tool, events still off; False where
         every tool id is taken (use settrace then)."""
         meter = self.trace.session.meter
-        self.interrupts = getattr(meter, "interrupts", None) if meter.name == "psutil" else None
+        if meter.name == "psutil":
+            self.interrupts = meter.interrupts
         return _monitor.acquire(self, self.interrupts)
 
     def install(self, frame, record_root):

@@ -23,6 +23,9 @@ _PACKAGE_DIR = _engine.PACKAGE_DIR
 
 # A tracer between the start of __enter__ and its session existing.
 _STARTING = object()
+# Guards every tracer's _session while __enter__ claims it (a tracer entered
+# from two threads at once: the second one is refused).
+_state_lock = threading.Lock()
 
 
 class _NoDriver(object):
@@ -39,12 +42,16 @@ _NO_DRIVER = _NoDriver()
 _driver_setting = []
 
 
+_SYSMON, _SETTRACE = _sysmon.Driver.name, _settrace.Driver.name
+
+
 def _driver_wanted():
-    """"sys.monitoring" on 3.12+, else "sys.settrace"; MEMPULSE_DRIVER=settrace forces the latter."""
+    """["sys.monitoring"] on 3.12+, else ["sys.settrace"]; MEMPULSE_DRIVER=settrace forces the latter."""
     if not _driver_setting:
         forced = os.environ.get("MEMPULSE_DRIVER", "") == "settrace"
-        _driver_setting.append(_settrace.Driver.name if forced or not _sysmon.available() else _sysmon.Driver.name)
-    return _driver_setting[0]
+        _driver_setting.append(_SETTRACE if forced or not _sysmon.available() else _SYSMON)
+    return _driver_setting
+
 
 
 def check_arguments(callback, trace_depth, include=None, exclude=None):
@@ -73,22 +80,32 @@ def current_tracer():
 class _Tracer(object):
     """Shared behaviour of :class:`cMemoryUsageTracer` and :class:`MemoryUsageTracer`."""
 
+    # Until set otherwise: what most tracers keep.
+    driver = None  # the driver of the last trace: "sys.monitoring" or "sys.settrace"
+    _record_caller = True  # False: the entering frame is mempulse's own
+    _steps_aside = False  # True: a user tracer may nest inside (own-call traces)
+    # Code ids shared with other traces whose records are merged (Profile),
+    # and what to do instead of building a result (see mempulse._aggregate).
+    _names = None
+    _absorb = None
+    _session = None
+
     def __init__(self, callback, trace_depth=1, include=None, exclude=None):
-        code_filter = check_arguments(callback, trace_depth, include, exclude)
+        if (
+            include is None
+            and exclude is None
+            and type(trace_depth) in _INTEGER_TYPES
+            and trace_depth >= 0
+            and callable(callback)
+        ):
+            code_filter = None  # valid as it is: the checks below would say nothing
+        else:
+            code_filter = check_arguments(callback, trace_depth, include, exclude)
         self.callback = callback
         self.trace_depth = trace_depth
-        self.driver = None
-        self._record_caller = True  # False: the entering frame is mempulse's own
-        self._steps_aside = False  # True: a user tracer may nest inside (own-call traces)
-        # Code ids shared with other traces whose records are merged (Profile),
-        # and what to do instead of building a result (see mempulse._aggregate).
-        self._names = None
-        self._absorb = None
         self._code_filter = code_filter
         # Checks only: no compiled core, no file kept open, no reading.
         self._sampler = self._make_sampler() if trace_depth > 0 else None
-        self._session = None
-        self._state_lock = threading.Lock()
 
     def _make_sampler(self):
         raise NotImplementedError
@@ -97,7 +114,7 @@ class _Tracer(object):
     def __enter__(self):
         if self.trace_depth == 0:
             return self
-        with self._state_lock:
+        with _state_lock:
             if self._session is not None:
                 raise RuntimeError("this tracer is already in use")
             self._session = _STARTING
@@ -128,7 +145,8 @@ class _Tracer(object):
                 "a mempulse tracer is already active on this thread; "
                 "nest by raising trace_depth of the outer one instead"
             )
-        meter = _samplers.meter(self._sampler)  # loads the core on first use
+        sampler = self._sampler
+        meter = sampler.meter or _samplers.meter(sampler)  # loads the core on first use
         names = self._names
         if names is None:
             names = _engine.CodeNames(self._code_filter) if self._code_filter is not None else _engine.shared_code_names()
@@ -142,17 +160,14 @@ class _Tracer(object):
             trace = _engine.ThreadTrace(session, frame, self._record_caller)
             session.main = trace
             trace.outer = outer
-            wanted = outer.session.driver if outer is not None else _driver_wanted()
-            if wanted == _sysmon.Driver.name:
+            wanted = outer.session.driver if outer is not None else (_driver_setting or _driver_wanted())[0]
+            if wanted == _SYSMON:
                 driver = _sysmon.Driver(trace)
                 if not driver.claim():
                     driver = None  # every tool id taken
-            session.driver = _sysmon.Driver.name if driver is not None else _settrace.Driver.name
+            session.driver = _SYSMON if driver is not None else _SETTRACE
             _engine.register(session)
-            trace.start()
-            trace.activate()
-            # Its first reading took the kernel's mark before resetting it.
-            session.lifetime_peak = meter.known_peak()
+            trace.begin()
             if driver is None:
                 driver = _settrace.Driver(trace, guarded=False)
             session.driver_object = driver
@@ -193,30 +208,37 @@ class _Tracer(object):
         problem = None
         try:
             problem = session.driver_object.uninstall()
+            session.driver_object = _NO_DRIVER  # uninstalled: the teardown need not
             session.end()
             if self._absorb is not None:
                 # Merged into an aggregate in C: no result of its own.
                 result = _result.TraceResult()
-                self._absorb(session, self._merged(session))
+                c_tracer = self._merged(session)
+                self._check(session, _core.lib.mp_error(c_tracer), _core.lib.mp_error_errno(c_tracer))
+                self._absorb(session, c_tracer)
             else:
                 result = self._collect(session)
         finally:
             self._teardown(session)
         if problem and (session.interrupted or exc_type is not None and issubclass(exc_type, KeyboardInterrupt)):
             problem = None  # the interrupt itself stopped tracing on its way out
-        for text in ([problem] if problem else []) + session.warnings:
+        warnings = session.warnings
+        if problem:
+            warnings = [problem] + list(warnings)
+        for text in warnings:
             result.metadata.setdefault("warnings", []).append(text)
             _settrace.warn(text)
         if self._absorb is None:
             self.callback(result)
-        interrupts = getattr(session.meter, "interrupts", None)
+        interrupts = session.meter.interrupts
         if interrupts:
             # Caught inside the last readings (psutil), after the last line.
             raise _engine.fresh(interrupts.pop(0))
         return False
 
     def _merged(self, session):
-        """The session's main C tracer with every thread's merged in; raises its failures."""
+        """The session's main C tracer, finished, with every thread's merged
+        in; raises the threads' failures."""
         lib = _core.lib
         main = session.main
         with main.lock:
@@ -227,44 +249,30 @@ class _Tracer(object):
                 status = lib.mp_error(trace.c) or lib.mp_merge(main.c, trace.c)
             if status != 0:
                 raise session.failure(status, lib.mp_error_errno(trace.c))
-        status = lib.mp_error(main.c)
+        return main.c
+
+    @staticmethod
+    def _check(session, status, os_errno):
+        """Raise the main C tracer's failure (``status``) or the sampler's;
+        note an internal error that was ignored."""
         if status != 0:
-            raise session.failure(status, lib.mp_error_errno(main.c))
-        failure = session.meter.pending_exception()
-        if failure is not None:
-            raise failure
+            raise session.failure(status, os_errno)
+        if session.meter.failed is not None:
+            raise session.meter.pending_exception()
         if session.error is not None:
-            session.warnings.append(
+            session.warn(
                 "mempulse: an internal error was ignored while tracing (%s: %s); "
                 "some lines may be missing" % (type(session.error).__name__, session.error)
             )
-        return main.c
 
     def _collect(self, session):
-        c_tracer = self._merged(session)
-        lib = _core.lib
-        # What the metadata needs, read now (the C tracer is freed next);
-        # the dict is made when first read.
+        head, rows = _collect.read(self._merged(session))
+        self._check(session, head[_collect.STATUS], head[_collect.ERRNO])
+        # What the metadata needs, read now; the dict is made when first read.
         metadata = _result.Lazy(
-            _metadata,
-            session.meter.name,
-            self.trace_depth,
-            session.start_time,
-            time.time(),
-            session.meter.peak_per_line(),
-            session.driver,
-            lib.mp_uss_age_ns(c_tracer),
-            session.lifetime_peak,
-            lib.mp_dropped(c_tracer),
+            _metadata, session.meter.name, self.trace_depth, session.start_time, time.time(), session.driver, head
         )
-        return self.records_of(c_tracer, session.names, metadata)
-
-    @staticmethod
-    def records_of(c_tracer, names, metadata):
-        """A :class:`TraceResult` of a finished C tracer's records and series (``names``: code id -> (filename, function))."""
-        result = _result.TraceResult(_collect.records(c_tracer, names), metadata)
-        result.series = _collect.series(c_tracer, names)
-        return result
+        return _collect.result(head, rows, session.names, metadata)
 
     def _teardown(self, session):
         """Release everything the trace held: C memory, frames, code objects.
@@ -275,18 +283,23 @@ class _Tracer(object):
         session.ended = True
         self._session = None
         try:
-            session.driver_object.uninstall()
+            driver = session.driver_object
+            if driver is not _NO_DRIVER:
+                driver.uninstall()
+                session.driver_object = _NO_DRIVER
         finally:
             try:
-                session.end()
+                if session.children:
+                    session.end()
                 main = session.main
                 if main is not None:
                     main.deactivate()
             finally:
                 try:
-                    for trace in [session.main] + session.threads:
-                        if trace is not None:
-                            trace.free()
+                    if session.main is not None:
+                        session.main.free()
+                    for trace in session.threads:
+                        trace.free()
                 finally:
                     _engine.unregister(session)
                     # No cycles left (session, traces, drivers' closures,
@@ -294,9 +307,8 @@ class _Tracer(object):
                     # every frame and object of the block, instead of a
                     # later garbage collection.
                     session.tracer = session.main = None
-                    session.driver_object = _NO_DRIVER
                     session.threads = []
-                    session.code_ids = session.name_ids = session.codes = session.code_names = None
+                    session.code_ids = session.codes = session.code_names = None
 
 
 def _inside_with_body(code, entered_at, offset):
@@ -341,16 +353,22 @@ def _abandon(session):
     )
 
 
-def _metadata(sampler, depth, start_time, end_time, peak_per_line, driver, uss_age_ns, lifetime_peak, dropped):
+def _metadata(sampler, depth, start_time, end_time, driver, head):
     """A trace's metadata: the run's (see run_metadata), then what the core
-    says: USS anchor age, the peak before the trace, lost events."""
+    says (``head``, see _collect.read): USS anchor age, the peak before the
+    trace, lost events."""
     metadata = _result.run_metadata(
-        sampler, depth, start_time, end_time=end_time, peak="line" if peak_per_line else "lifetime", driver=driver
+        sampler,
+        depth,
+        start_time,
+        end_time=end_time,
+        peak="line" if head[_collect.PEAK_PER_LINE] else "lifetime",
+        driver=driver,
     )
-    metadata["uss_age"] = max(uss_age_ns, 0) / 1e9  # seconds
-    metadata["lifetime_peak_before"] = lifetime_peak
-    if dropped:
-        metadata["dropped_events"] = int(dropped)
+    metadata["uss_age"] = max(head[_collect.USS_AGE], 0) / 1e9  # seconds
+    metadata["lifetime_peak_before"] = _core.from_c(head[_collect.PEAK_BEFORE])
+    if head[_collect.DROPPED]:
+        metadata["dropped_events"] = int(head[_collect.DROPPED])
     return metadata
 
 
@@ -381,7 +399,7 @@ class cMemoryUsageTracer(_Tracer):
     """
 
     def _make_sampler(self):
-        return _samplers.ProcSampler()
+        return _samplers.ProcSampler.for_tracer()
 
 
 class MemoryUsageTracer(_Tracer):

@@ -2099,6 +2099,126 @@ static void test_sampler_kinds_real(void)
 /* ------------------------------------------------------------------------ */
 /* 3. Memory bounds                                                          */
 
+/* mp_tracer_make, mp_begin and mp_result: the calls the Python layer makes
+ * per block give what the one-value calls give. */
+static int64_t head_at(const unsigned char *buf, int i)
+{
+    int64_t v;
+    memcpy(&v, buf + i * sizeof v, sizeof v);
+    return v;
+}
+
+static void test_result_in_one_copy(void)
+{
+    script s;
+    mp_sampler smp;
+    mp_meter *m = NULL;
+    mp_tracer *t;
+    mp_record want[8];
+    mp_point pts[MP_SERIES_MAX];
+    unsigned char *raw, *buf;
+    size_t size, nrec, npts, i;
+
+    script_init(&s, &smp, 5000000, 1000000, 4096);
+    CHECK_EQ(mp_meter_new(&smp, &m), MP_OK);
+    if (m == NULL)
+        return;
+    if (g_nmeters < 256)
+        g_meters[g_nmeters++] = m;
+    CHECK(mp_tracer_make(NULL, 0) == NULL);
+    CHECK(mp_tracer_make(m, -1) == NULL);
+    t = mp_tracer_make(m, 0);
+    CHECK(t != NULL);
+    if (t == NULL)
+        return;
+    /* mp_begin: started, bound, the root frame pushed. */
+    CHECK_EQ(mp_begin(t, 3), MP_OK);
+    CHECK_EQ(mp_begin(t, 3), MP_ESTATE);
+    mp_bound_line(10);
+    set_rss(&s, s.rss + 8192);
+    mp_bound_line(11);
+    mp_bound_call(4);
+    mp_bound_line(40);
+    set_rss(&s, s.rss + 4096);
+    mp_bound_return();
+    mp_bound_line(12);
+    mp_bind(NULL);
+    CHECK_EQ(mp_finish(t), MP_OK);
+    nrec = mp_count(t);
+    npts = mp_series_count(t);
+    CHECK_EQ(nrec, 4);
+    CHECK(npts >= 2);
+    size = mp_result_size(t);
+    CHECK_EQ(size, MP_RESULT_HEAD * 8 + nrec * sizeof(mp_record) + npts * sizeof(mp_point));
+    /* Misaligned on purpose: the Python layer hands a byte buffer. */
+    raw = malloc(size + 1);
+    CHECK(raw != NULL);
+    if (raw == NULL) {
+        mp_tracer_free(t);
+        return;
+    }
+    buf = raw + 1;
+    CHECK_EQ(mp_result(t, buf, size - 1), 0);   /* too small: nothing */
+    CHECK_EQ(mp_result(t, NULL, size), 0);
+    CHECK_EQ(mp_result(t, buf, size), size);
+    CHECK_EQ(head_at(buf, MP_RESULT_STATUS), mp_error(t));
+    CHECK_EQ(head_at(buf, MP_RESULT_ERRNO), mp_error_errno(t));
+    CHECK_EQ(head_at(buf, MP_RESULT_USS_AGE), mp_uss_age_ns(t));
+    CHECK_EQ(head_at(buf, MP_RESULT_DROPPED), mp_dropped(t));
+    CHECK_EQ(head_at(buf, MP_RESULT_RECORDS), nrec);
+    CHECK_EQ(head_at(buf, MP_RESULT_POINTS), npts);
+    CHECK_EQ(head_at(buf, MP_RESULT_PEAK_BEFORE), 5000000);  /* the mark at start */
+    CHECK_EQ(head_at(buf, MP_RESULT_PEAK_PER_LINE), mp_peak_per_line(t));
+    CHECK_EQ(mp_records(t, want, 8), nrec);
+    CHECK(memcmp(buf + MP_RESULT_HEAD * 8, want, nrec * sizeof(mp_record)) == 0);
+    CHECK_EQ(mp_series(t, pts, MP_SERIES_MAX), npts);
+    CHECK(memcmp(buf + MP_RESULT_HEAD * 8 + nrec * sizeof(mp_record), pts, npts * sizeof(mp_point)) == 0);
+    for (i = 0; i < nrec; i++)
+        CHECK(want[i].code_id == 3 || want[i].code_id == 4);
+    CHECK_EQ(want[0].increment, 8192);   /* line 10 */
+    CHECK_EQ(want[1].increment, 4096);   /* line 11: its callee's */
+    free(raw);
+    mp_tracer_free(t);
+
+    /* A failed start binds nothing; code_id < 0 pushes no frame. */
+    script_init(&s, &smp, 5000000, 1000000, 0);
+    s.quick_fail_at = 1;
+    s.quick_fail_rc = MP_ESAMPLER;
+    m = NULL;
+    CHECK_EQ(mp_meter_new(&smp, &m), MP_OK);
+    if (m == NULL)
+        return;
+    if (g_nmeters < 256)
+        g_meters[g_nmeters++] = m;
+    t = mp_tracer_make(m, 0);
+    CHECK(t != NULL);
+    if (t == NULL)
+        return;
+    CHECK(mp_begin(t, 1) != MP_OK);
+    mp_bound_call(1);       /* nothing bound: ignored, not a dropped event of t */
+    CHECK_EQ(mp_dropped(t), 0);
+    mp_tracer_free(t);
+
+    script_init(&s, &smp, 5000000, 1000000, 0);
+    m = NULL;
+    CHECK_EQ(mp_meter_new(&smp, &m), MP_OK);
+    if (m == NULL)
+        return;
+    if (g_nmeters < 256)
+        g_meters[g_nmeters++] = m;
+    t = mp_tracer_make(m, 0);
+    CHECK(t != NULL);
+    if (t == NULL)
+        return;
+    CHECK_EQ(mp_begin(t, -1), MP_OK);
+    mp_bound_line(5);       /* no frame: dropped */
+    CHECK_EQ(mp_dropped(t), 1);
+    mp_bind(NULL);
+    CHECK_EQ(mp_finish(t), MP_OK);
+    CHECK_EQ(mp_count(t), 0);
+    mp_tracer_free(t);
+}
+
 static void test_footprint(void)
 {
     script s;
@@ -2588,6 +2708,7 @@ int main(void)
     test_sampler_kinds_real();
 #endif
     test_footprint();
+    test_result_in_one_copy();
     test_report();
     test_report_kinds();
     test_strerror();
