@@ -220,7 +220,8 @@ int mp_begin(mp_tracer *t, int32_t code_id);
                                    mp_start's reading (the process's peak
                                    before the trace; MP_NONE unknown) */
 #define MP_RESULT_PEAK_PER_LINE 7  /* mp_peak_per_line */
-#define MP_RESULT_HEAD 8
+#define MP_RESULT_UNKNOWN 8     /* 1 when some record has an MP_NONE field, else 0 */
+#define MP_RESULT_HEAD 9
 size_t mp_result_size(const mp_tracer *t);
 size_t mp_result(const mp_tracer *t, void *out, size_t cap);
 

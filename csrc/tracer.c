@@ -679,15 +679,19 @@ size_t mp_result(const mp_tracer *t, void *out, size_t cap)
     head[MP_RESULT_POINTS] = (int64_t)points;
     head[MP_RESULT_PEAK_BEFORE] = t->peak_before;
     head[MP_RESULT_PEAK_PER_LINE] = mp_peak_per_line(t);
-    memcpy(at, head, sizeof head);
+    head[MP_RESULT_UNKNOWN] = 0;
     at += sizeof head;
     /* Through an aligned copy: out is a byte buffer. */
     for (s = t->table.head; s != NULL; s = s->hh.next) {
         mp_record r;
         record_of(t, s, &r);
+        if (r.uss == MP_NONE || r.swap == MP_NONE || r.peak_rss == MP_NONE || r.max_increment == MP_NONE ||
+            r.anon_increment == MP_NONE || r.file_increment == MP_NONE || r.shmem_increment == MP_NONE)
+            head[MP_RESULT_UNKNOWN] = 1;
         memcpy(at, &r, sizeof r);
         at += sizeof r;
     }
+    memcpy(out, head, sizeof head);
     if (points > 0 && mp_series_copy_bytes(&t->series, at, points) != points)
         return 0;
     return size;

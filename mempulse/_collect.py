@@ -19,13 +19,13 @@ from mempulse import _core, _result
 
 # The layouts of the head, mp_record and mp_point (csrc/mempulse.h):
 # standard sizes, no padding; checked against cffi's sizes once (read).
-_HEAD = struct.Struct("=8q")
+_HEAD = struct.Struct("=9q")
 _RECORD = struct.Struct("=ii9q")
 _POINT = struct.Struct("=qqqii")
 _layout_checked = []
 
 # Indexes into the head (MP_RESULT_* in csrc/mempulse.h).
-STATUS, ERRNO, USS_AGE, DROPPED, RECORDS, POINTS, PEAK_BEFORE, PEAK_PER_LINE = range(8)
+STATUS, ERRNO, USS_AGE, DROPPED, RECORDS, POINTS, PEAK_BEFORE, PEAK_PER_LINE, UNKNOWN = range(9)
 
 
 def read(c_tracer):
@@ -46,12 +46,25 @@ def read(c_tracer):
 def result(head, rows, names, metadata=None):
     """A :class:`TraceResult` of what :func:`read` copied out (``names``:
     code id -> (filename, function))."""
-    end = _HEAD.size + head[RECORDS] * _RECORD.size
-    return _result.TraceResult(
-        _records(rows, _HEAD.size, end, names) if head[RECORDS] else [],
-        metadata,
-        _result.Lazy(_points, rows, end, names) if head[POINTS] else None,
-    )
+    start = _HEAD.size
+    end = start + head[RECORDS] * _RECORD.size
+    if not head[RECORDS]:
+        records = []
+    elif head[UNKNOWN]:
+        records = _records_with_unknowns(_iter_rows(_RECORD, rows, start, end), names)
+    else:  # every value known: no None to put in
+        new, cls = tuple.__new__, _result.TraceRecord
+        records = []
+        for code_id, lineno, uss, swap, peak, hits, inc, top, anon, file_, shmem in _iter_rows(_RECORD, rows, start, end):
+            name = names[code_id]
+            records.append(new(cls, (name[0], lineno, name[1], uss, swap, peak, hits, inc, top, anon, file_, shmem)))
+    return _result.TraceResult(records, metadata, _result.Lazy(_points, rows, end, names) if head[POINTS] else None)
+
+
+def collect(c_tracer, names):
+    """``(head, result)``: :func:`read`, then :func:`result` without metadata."""
+    head, rows = read(c_tracer)
+    return head, result(head, rows, names)
 
 
 if hasattr(_RECORD, "iter_unpack"):
@@ -65,8 +78,7 @@ else:  # Python 2
         return [layout.unpack_from(rows, i) for i in range(start, end, layout.size)]
 
 
-def _records(rows, start, end, names):
-    """The rows' callsites as :class:`TraceRecord`, in order of first execution."""
+def _records_with_unknowns(rows, names):
     none, new, cls = _core.NONE, tuple.__new__, _result.TraceRecord
     return [
         new(cls, (
@@ -80,7 +92,7 @@ def _records(rows, start, end, names):
             None if file_ == none else file_,
             None if shmem == none else shmem,
         ))
-        for code_id, lineno, uss, swap, peak, hits, inc, top, anon, file_, shmem in _iter_rows(_RECORD, rows, start, end)
+        for code_id, lineno, uss, swap, peak, hits, inc, top, anon, file_, shmem in rows
     ]
 
 

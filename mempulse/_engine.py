@@ -216,6 +216,8 @@ class CodeNames(object):
     :func:`shared_code_names`).
     """
 
+    full = False  # too big to be shared any longer (see shared_code_names)
+
     def __init__(self, code_filter=None, weak=False):
         self.code_filter = code_filter
         self.lock = threading.Lock()
@@ -248,6 +250,8 @@ class CodeNames(object):
             # By identity: equal code objects (two dataclasses' generated
             # __init__, copies made by other tools) may come from other files.
             self.code_ids[id(code)] = code_id
+            if len(self.names) > _SHARED_LIMIT or len(self.code_ids) > _SHARED_LIMIT:
+                self.full = True  # if shared: replaced by a fresh table (shared_code_names)
             codes = self.codes
             if type(codes) is list:
                 codes.append(code)  # keeps ids from being reused meanwhile
@@ -278,7 +282,7 @@ class CodeNames(object):
 # block does not name its code objects again; replaced by a fresh one when
 # this big (names of code that died are never forgotten).
 _SHARED_LIMIT = 20000
-_shared_names = [None]
+shared_names = [None]
 # CPython frees a code object (and calls its weak references' callbacks)
 # before its memory, so its id, can be reused; elsewhere (PyPy) ids may be
 # reused before the callbacks run, so each session names its own code.
@@ -293,9 +297,9 @@ def shared_code_names():
     """The process's shared :class:`CodeNames` (no filter), or a new private one where ids may be reused."""
     if not _WEAK_CODES:
         return CodeNames()
-    names = _shared_names[0]
-    if names is None or len(names.names) > _SHARED_LIMIT or len(names.code_ids) > _SHARED_LIMIT:
-        names = _shared_names[0] = CodeNames(weak=True)
+    names = shared_names[0]
+    if names is None or names.full:
+        names = shared_names[0] = CodeNames(weak=True)
     return names
 
 
@@ -641,6 +645,13 @@ class ThreadTrace(object):
             _active.trace = outer
             _bind(outer)  # freed meanwhile (another thread's session ended): nothing bound
 
+    def release(self):
+        """:meth:`deactivate`, then :meth:`free`, each whatever the other does."""
+        try:
+            self.deactivate()
+        finally:
+            self.free()
+
     def free(self):
         """Release the C tracer and every frame reference."""
         if _hot[0] is self:
@@ -683,7 +694,7 @@ def _after_fork_in_child():
                 trace.lock = threading.Lock()
                 trace.done = True
     _sessions.clear()
-    _shared_names[0] = None  # its lock may be held by a thread that is gone
+    shared_names[0] = None  # its lock may be held by a thread that is gone
     _active.trace = None
     _hot[0] = None
     if _core.loaded():

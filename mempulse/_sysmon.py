@@ -181,6 +181,9 @@ class _Monitor(object):
                 self.call_sites.clear()
 
     def _install(self):
+        global _MACHINERY_FILES
+        if not _MACHINERY_FILES:
+            _MACHINERY_FILES = _machinery_files()
         self.callbacks = _callbacks(self)
         self.idle_callbacks = _idle_callbacks(self)
         self._register(self.callbacks, _EVENT_IDS)
@@ -284,7 +287,7 @@ class _Monitor(object):
         if key in self.sticky:
             return None
         self.disabled.add(key)
-        if key not in self.idle_known:
+        if key not in self.idle_known and code.co_filename not in _MACHINERY_FILES:
             self.new_idle = True
         return monitoring.DISABLE
 
@@ -312,6 +315,24 @@ _EVENT_IDS = tuple(getattr(monitoring.events, name) for name in _EVENT_NAMES) if
 _GLOBAL_EVENT_IDS = tuple(getattr(monitoring.events, name) for name in _GLOBAL_EVENT_NAMES) if monitoring is not None else ()
 _EVENTS_STAY_ON = sys.version_info >= (3, 13)
 _known_facts = _bytecode.cached_facts
+
+
+def _machinery_files():
+    """The files of mempulse's own machinery: code that a block never reaches
+    (it calls no code of the program's), so its start disabled between
+    blocks is no news (see acquire).  The first blocks of a process would
+    otherwise restart the events for the tracer's own construction and exit."""
+    from mempulse import _collect, _core, _result, _samplers, _settrace, _tracer
+
+    # As code objects name them (a module's __file__ may differ: a .pyc).
+    functions = (
+        _bytecode.facts, _collect.read, _core.load, _engine.active_trace, _result.run_metadata,
+        _samplers.meter, _settrace.warn, _tracer.check_arguments, available,
+    )
+    return frozenset(function.__code__.co_filename for function in functions)
+
+
+_MACHINERY_FILES = frozenset()  # filled at the first claim (the modules import this one)
 _monitor = _Monitor()
 _at_exit = []
 

@@ -128,7 +128,7 @@ class _Tracer(object):
         return self
 
     def _start(self, frame):
-        outer = _engine.active_trace()
+        outer = _engine.active_trace() if _engine._active.trace is not None else None
         if (
             outer is not None
             and outer.session.main is outer
@@ -149,7 +149,12 @@ class _Tracer(object):
         meter = sampler.meter or _samplers.meter(sampler)  # loads the core on first use
         names = self._names
         if names is None:
-            names = _engine.CodeNames(self._code_filter) if self._code_filter is not None else _engine.shared_code_names()
+            if self._code_filter is not None:
+                names = _engine.CodeNames(self._code_filter)
+            else:
+                names = _engine.shared_names[0]
+                if names is None or names.full:
+                    names = _engine.shared_code_names()
         session = _engine.Session(self, meter, self.trace_depth, self._steps_aside, names)
         session.driver_object = _NO_DRIVER
         session.entered_at = frame.f_lasti
@@ -209,15 +214,22 @@ class _Tracer(object):
         try:
             problem = session.driver_object.uninstall()
             session.driver_object = _NO_DRIVER  # uninstalled: the teardown need not
-            session.end()
+            with session.lock:  # session.end(): no thread adopts or records from now on
+                session.ended = True
+                session.children.clear()
+            c_tracer = self._merged(session)
             if self._absorb is not None:
                 # Merged into an aggregate in C: no result of its own.
                 result = _result.TraceResult()
-                c_tracer = self._merged(session)
                 self._check(session, _core.lib.mp_error(c_tracer), _core.lib.mp_error_errno(c_tracer))
                 self._absorb(session, c_tracer)
             else:
-                result = self._collect(session)
+                head, result = _collect.collect(c_tracer, session.names)
+                self._check(session, head[_collect.STATUS], head[_collect.ERRNO])
+                # The dict is made when first read.
+                result.metadata = _result.Lazy(
+                    _metadata, session.meter.name, self.trace_depth, session.start_time, time.time(), session.driver, head
+                )
         finally:
             self._teardown(session)
         if problem and (session.interrupted or exc_type is not None and issubclass(exc_type, KeyboardInterrupt)):
@@ -239,10 +251,12 @@ class _Tracer(object):
     def _merged(self, session):
         """The session's main C tracer, finished, with every thread's merged
         in; raises the threads' failures."""
-        lib = _core.lib
         main = session.main
         with main.lock:
             main._finish()
+        if not session.threads:
+            return main.c
+        lib = _core.lib
         for trace in session.threads:
             with trace.lock:
                 trace._finish()
@@ -265,15 +279,6 @@ class _Tracer(object):
                 "some lines may be missing" % (type(session.error).__name__, session.error)
             )
 
-    def _collect(self, session):
-        head, rows = _collect.read(self._merged(session))
-        self._check(session, head[_collect.STATUS], head[_collect.ERRNO])
-        # What the metadata needs, read now; the dict is made when first read.
-        metadata = _result.Lazy(
-            _metadata, session.meter.name, self.trace_depth, session.start_time, time.time(), session.driver, head
-        )
-        return _collect.result(head, rows, session.names, metadata)
-
     def _teardown(self, session):
         """Release everything the trace held: C memory, frames, code objects.
 
@@ -291,13 +296,10 @@ class _Tracer(object):
             try:
                 if session.children:
                     session.end()
-                main = session.main
-                if main is not None:
-                    main.deactivate()
             finally:
                 try:
                     if session.main is not None:
-                        session.main.free()
+                        session.main.release()
                     for trace in session.threads:
                         trace.free()
                 finally:

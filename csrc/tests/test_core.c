@@ -2169,15 +2169,50 @@ static void test_result_in_one_copy(void)
     CHECK_EQ(head_at(buf, MP_RESULT_POINTS), npts);
     CHECK_EQ(head_at(buf, MP_RESULT_PEAK_BEFORE), 5000000);  /* the mark at start */
     CHECK_EQ(head_at(buf, MP_RESULT_PEAK_PER_LINE), mp_peak_per_line(t));
+    CHECK_EQ(head_at(buf, MP_RESULT_UNKNOWN), 1);   /* this sampler gives no kinds */
     CHECK_EQ(mp_records(t, want, 8), nrec);
     CHECK(memcmp(buf + MP_RESULT_HEAD * 8, want, nrec * sizeof(mp_record)) == 0);
     CHECK_EQ(mp_series(t, pts, MP_SERIES_MAX), npts);
     CHECK(memcmp(buf + MP_RESULT_HEAD * 8 + nrec * sizeof(mp_record), pts, npts * sizeof(mp_point)) == 0);
     for (i = 0; i < nrec; i++)
         CHECK(want[i].code_id == 3 || want[i].code_id == 4);
+    for (i = 0; i < nrec; i++)
+        CHECK(want[i].anon_increment == MP_NONE);
     CHECK_EQ(want[0].increment, 8192);   /* line 10 */
     CHECK_EQ(want[1].increment, 4096);   /* line 11: its callee's */
     free(raw);
+    mp_tracer_free(t);
+
+    /* Every field known (kinds from the first reading): the head says so. */
+    script_init(&s, &smp, 5000000, 1000000, 0);
+    s.kinds_from = 1;
+    s.anon = 3000000;
+    s.file = 2000000;
+    m = NULL;
+    CHECK_EQ(mp_meter_new(&smp, &m), MP_OK);
+    if (m == NULL)
+        return;
+    if (g_nmeters < 256)
+        g_meters[g_nmeters++] = m;
+    t = mp_tracer_make(m, 0);
+    CHECK(t != NULL);
+    if (t == NULL)
+        return;
+    CHECK_EQ(mp_begin(t, 0), MP_OK);
+    mp_bound_line(1);
+    set_rss(&s, s.rss + 4096);
+    mp_bound_line(2);
+    mp_bind(NULL);
+    CHECK_EQ(mp_finish(t), MP_OK);
+    size = mp_result_size(t);
+    raw = malloc(size);
+    CHECK(raw != NULL);
+    if (raw != NULL) {
+        CHECK_EQ(mp_result(t, raw, size), size);
+        CHECK_EQ(head_at(raw, MP_RESULT_RECORDS), 2);
+        CHECK_EQ(head_at(raw, MP_RESULT_UNKNOWN), 0);
+        free(raw);
+    }
     mp_tracer_free(t);
 
     /* A failed start binds nothing; code_id < 0 pushes no frame. */
