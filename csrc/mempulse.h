@@ -32,7 +32,8 @@
  *     may run on any thread once mp_finish returned.  mp_tracer_free may be
  *     called by any thread after mp_finish, even while the bound thread
  *     still sends events: those are ignored, and the memory lives on until
- *     that thread unbinds or exits.  But mp_bind(t) must come before
+ *     that thread unbinds or exits (the calling thread's own binding of t,
+ *     if any, is undone by the free).  But mp_bind(t) must come before
  *     mp_tracer_free(t) (the caller orders them: the Python layer binds
  *     under the trace's lock, which it frees under): a tracer bound after
  *     it was freed is freed memory.

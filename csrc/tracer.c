@@ -407,6 +407,12 @@ void mp_tracer_free(mp_tracer *t)
     if (t->watch.attached)
         mp_meter_detach(t->meter, &t->watch);
     mp_mutex_lock(&bind_lock);
+    if (bound == t) {   /* the caller's own binding goes with it */
+        bound = NULL;
+        t->binds--;
+        if (have_bind_key)
+            (void)mp_key_set(bind_key, NULL);   /* refused: see mp_bind */
+    }
     t->freed = 1;
     t->started = 0;
     release(t);

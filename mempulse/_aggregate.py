@@ -184,8 +184,7 @@ class Profile(object):
                 metadata["name"] = self.name
             if self._c is None:
                 return _result.TraceResult(metadata=metadata)
-            head, rows = _collect.read(self._c)
-            return _collect.result(head, rows, self._names.names, metadata)
+            return _collect.collect(self._c, self._names.names, metadata)[1]
 
     def reset(self):
         """Forget every record and the call count (the code id table is kept)."""

@@ -3,13 +3,12 @@
 THE place that turns a C tracer's result into :class:`TraceRecord` and
 :class:`MemoryPoint` (a trace's, or an aggregate merged in C)::
 
-    head, rows = read(c_tracer)        # one copy out of C, then C may be freed
-    trace_result = result(head, rows, names, metadata)
+    head, trace_result = collect(c_tracer, names, metadata)   # then C may be freed
 
-``read`` copies the head (status, USS anchor age, lost events, counts,
+``collect`` copies the head (status, USS anchor age, lost events, counts,
 the peak before the trace), the records and the series into one bytearray
-with one C call (``mp_result``: a cffi call costs about a microsecond, a
-cffi struct field a third of one), and ``struct`` unpacks it.  The series
+with one C call (``mp_result``, where a dozen calls and cffi struct reads
+would otherwise run per block), and ``struct`` unpacks it.  The series
 is decoded only when someone reads ``result.series``: most results of a
 service's blocks never are, and the fixed cost of a block stays flat.
 """
@@ -28,9 +27,10 @@ _layout_checked = []
 STATUS, ERRNO, USS_AGE, DROPPED, RECORDS, POINTS, PEAK_BEFORE, PEAK_PER_LINE, UNKNOWN = range(9)
 
 
-def read(c_tracer):
-    """Copy a finished C tracer's result out (one C call): ``(head, rows)``,
-    the MP_RESULT_* values (by the indexes above) and the raw rows."""
+def collect(c_tracer, names, metadata=None):
+    """A finished C tracer's result, copied out in one C call and decoded:
+    ``(head, result)``, the MP_RESULT_* values (by the indexes above) and a
+    :class:`TraceResult` (``names``: code id -> (filename, function))."""
     ffi, lib = _core.ffi, _core.lib
     if not _layout_checked:
         if (ffi.sizeof("mp_record"), ffi.sizeof("mp_point")) != (_RECORD.size, _POINT.size):
@@ -40,41 +40,31 @@ def read(c_tracer):
     rows = bytearray(size)
     if lib.mp_result(c_tracer, ffi.from_buffer(rows), size) != size:
         raise RuntimeError("mempulse: the C core's result did not fit its size")
-    return _HEAD.unpack_from(rows), rows
-
-
-def result(head, rows, names, metadata=None):
-    """A :class:`TraceResult` of what :func:`read` copied out (``names``:
-    code id -> (filename, function))."""
+    head = _HEAD.unpack_from(rows)
     start = _HEAD.size
     end = start + head[RECORDS] * _RECORD.size
     if not head[RECORDS]:
         records = []
     elif head[UNKNOWN]:
-        records = _records_with_unknowns(_iter_rows(_RECORD, rows, start, end), names)
+        records = _records_with_unknowns(_rows(_RECORD, rows, start, end), names)
     else:  # every value known: no None to put in
         new, cls = tuple.__new__, _result.TraceRecord
         records = []
-        for code_id, lineno, uss, swap, peak, hits, inc, top, anon, file_, shmem in _iter_rows(_RECORD, rows, start, end):
+        for code_id, lineno, uss, swap, peak, hits, inc, top, anon, file_, shmem in _rows(_RECORD, rows, start, end):
             name = names[code_id]
             records.append(new(cls, (name[0], lineno, name[1], uss, swap, peak, hits, inc, top, anon, file_, shmem)))
-    return _result.TraceResult(records, metadata, _result.Lazy(_points, rows, end, names) if head[POINTS] else None)
-
-
-def collect(c_tracer, names):
-    """``(head, result)``: :func:`read`, then :func:`result` without metadata."""
-    head, rows = read(c_tracer)
-    return head, result(head, rows, names)
+    series = _result.Lazy(_points, rows, end, names) if head[POINTS] else None
+    return head, _result.TraceResult(records, metadata, series)
 
 
 if hasattr(_RECORD, "iter_unpack"):
 
-    def _iter_rows(layout, rows, start, end):
-        return layout.iter_unpack(memoryview(rows)[start:end])
+    def _rows(layout, rows, start, end):
+        return layout.iter_unpack(rows[start:end])
 
 else:  # Python 2
 
-    def _iter_rows(layout, rows, start, end):
+    def _rows(layout, rows, start, end):
         return [layout.unpack_from(rows, i) for i in range(start, end, layout.size)]
 
 
@@ -99,7 +89,7 @@ def _records_with_unknowns(rows, names):
 def _points(rows, start, names):
     none, new, cls = _core.NONE, tuple.__new__, _result.MemoryPoint
     out = []
-    for time_ns, rss, uss, code_id, lineno in _iter_rows(_POINT, rows, start, len(rows)):
+    for time_ns, rss, uss, code_id, lineno in _rows(_POINT, rows, start, len(rows)):
         filename, line = (names[code_id][0], lineno) if code_id >= 0 else (None, None)
         out.append(new(cls, (
             max(time_ns, 0) / 1e9,

@@ -152,7 +152,7 @@ def _stale(trace):
 def _abandon_in_child(session):
     session.ended = session.forked = True
     _hot[0] = None
-    for trace in [session.main] + session.threads:
+    for trace in [session.main] + list(session.threads):
         if trace is not None:
             trace.done = True
 
@@ -320,6 +320,9 @@ class Session(object):
     forked = False
     interrupted = False  # an interrupt was raised from a trace function
     warnings = ()  # texts to say on exit (a list once one is added)
+    # Made when the first thread is started or adopted (most blocks start none):
+    threads = ()  # ThreadTrace of every thread but the entering one
+    children = frozenset()  # ids of Thread objects started by traced threads
 
     def __init__(self, tracer, meter, depth, steps_aside, names):
         self.tracer = tracer
@@ -334,8 +337,6 @@ class Session(object):
         self.code_ids = names.code_ids  # id(code object) -> code id (OWN_CODE for ours)
         self.codes = names.codes
         self.names = names.names  # id -> (filename, function)
-        self.threads = []  # ThreadTrace of every thread but the entering one
-        self.children = set()  # ids of Thread objects started by traced threads
 
     def warn(self, text):
         """Say ``text`` on exit (a RuntimeWarning and the result's metadata)."""
@@ -363,6 +364,8 @@ class Session(object):
         if thread is not None:
             with self.lock:
                 if not self.ended:
+                    if not self.children:
+                        self.children = set()
                     self.children.add(id(thread))
 
     def adopt(self, thread, root):
@@ -382,7 +385,7 @@ class Session(object):
                 if self.error is None:
                     self.error = e
                 return None
-            self.threads.append(trace)
+            self.threads = self.threads + (trace,)  # replaced whole: read without the lock
         # The session may end from here on, and free the trace: then the
         # thread runs untraced.
         if not trace.activate():
@@ -395,7 +398,7 @@ class Session(object):
             return  # (a plain read: once ended, nothing adds children)
         with self.lock:
             self.ended = True
-            self.children.clear()
+            self.children = frozenset()
 
 
 LEVELS_NOTED = 32
@@ -646,9 +649,17 @@ class ThreadTrace(object):
             _bind(outer)  # freed meanwhile (another thread's session ended): nothing bound
 
     def release(self):
-        """:meth:`deactivate`, then :meth:`free`, each whatever the other does."""
+        """:meth:`deactivate`, then :meth:`free`, each whatever the other does
+        (the free unbinds the calling thread from the C tracer: no outer
+        trace, no bind of its own)."""
         try:
-            self.deactivate()
+            if _hot[0] is self:
+                _hot[0] = None
+            if _active.trace is self:
+                outer = self.outer
+                _active.trace = outer
+                if outer is not None:
+                    _bind(outer)
         finally:
             self.free()
 
@@ -689,7 +700,7 @@ def _after_fork_in_child():
         session.code_names.lock = threading.Lock()
         session.ended = True
         session.forked = True
-        for trace in [session.main] + session.threads:
+        for trace in [session.main] + list(session.threads):
             if trace is not None:
                 trace.lock = threading.Lock()
                 trace.done = True

@@ -326,7 +326,7 @@ def _machinery_files():
 
     # As code objects name them (a module's __file__ may differ: a .pyc).
     functions = (
-        _bytecode.facts, _collect.read, _core.load, _engine.active_trace, _result.run_metadata,
+        _bytecode.facts, _collect.collect, _core.load, _engine.active_trace, _result.run_metadata,
         _samplers.meter, _settrace.warn, _tracer.check_arguments, available,
     )
     return frozenset(function.__code__.co_filename for function in functions)

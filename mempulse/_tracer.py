@@ -216,7 +216,7 @@ class _Tracer(object):
             session.driver_object = _NO_DRIVER  # uninstalled: the teardown need not
             with session.lock:  # session.end(): no thread adopts or records from now on
                 session.ended = True
-                session.children.clear()
+                session.children = frozenset()
             c_tracer = self._merged(session)
             if self._absorb is not None:
                 # Merged into an aggregate in C: no result of its own.
@@ -225,9 +225,10 @@ class _Tracer(object):
                 self._absorb(session, c_tracer)
             else:
                 head, result = _collect.collect(c_tracer, session.names)
-                self._check(session, head[_collect.STATUS], head[_collect.ERRNO])
+                if head[_collect.STATUS] or session.meter.failed is not None or session.error is not None:
+                    self._check(session, head[_collect.STATUS], head[_collect.ERRNO])
                 # The dict is made when first read.
-                result.metadata = _result.Lazy(
+                result._metadata = _result.Lazy(
                     _metadata, session.meter.name, self.trace_depth, session.start_time, time.time(), session.driver, head
                 )
         finally:
@@ -309,7 +310,7 @@ class _Tracer(object):
                     # every frame and object of the block, instead of a
                     # later garbage collection.
                     session.tracer = session.main = None
-                    session.threads = []
+                    session.threads = ()
                     session.code_ids = session.codes = session.code_names = None
 
 
