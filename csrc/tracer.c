@@ -598,10 +598,13 @@ void mp_bound_call(int32_t code_id)
         mp_call(bound, code_id);
 }
 
-void mp_bound_line(int32_t lineno)
+int mp_bound_line(int32_t lineno)
 {
-    if (bound != NULL)
-        mp_line(bound, lineno);
+    mp_tracer *t = bound;
+    if (t == NULL || !t->started)
+        return 0;
+    mp_line(t, lineno);
+    return 1;
 }
 
 void mp_bound_return(void)

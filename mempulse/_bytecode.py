@@ -22,8 +22,9 @@ def facts(code):
     found = (_find_self_loops(code), _find_global_call_sites(code))
     key = id(code)
     try:
-        # Dropped as the code dies, before its id can be reused.
-        _facts[key] = (weakref.ref(code, lambda _, key=key: _facts.pop(key, None)),) + found
+        # Dropped as the code dies, before its id can be reused (the dict
+        # bound here: at interpreter exit the module's globals go first).
+        _facts[key] = (weakref.ref(code, lambda _, key=key, facts=_facts: facts.pop(key, None)),) + found
     except TypeError:  # not weakly referenceable
         pass
     return found

@@ -45,10 +45,19 @@ in a forked child, or when it holds the profiler's id).  3.12 turns them off
 between blocks: it has no CALL event for ``f(*args)`` (CALL_FUNCTION_EX), so
 code disabled between blocks could not be restarted when a traced frame
 calls it that way; nor has it the limit.
+
+3.13+: the codes a block traced stay *warm* after it (``_Monitor._keep_warm``):
+their local events and the active callbacks stay, so the next block that
+traces them sets nothing (setting a code's local events re-instruments it,
+each way, at a cost that grows with its length).  Their events that run
+outside any block go to :meth:`_Monitor.cool`; after ``_OUTSIDE_EVENTS`` of
+them the tool goes idle as above.  A code with a call site turned off is
+cleared at the block's end, so the next block starts with every site on.
 """
 import operator as _operator
 import sys
 import threading
+import weakref
 from functools import partial as _partial
 from types import FunctionType as _FunctionType
 from types import MethodType as _MethodType
@@ -90,6 +99,13 @@ class _Monitor(object):
         self.callbacks = None
         self.idle = False  # the tool is kept, with no events, for the next session
         self.events_on = False  # the global events are set
+        # 3.13+, between blocks (see release): the last block's codes keep
+        # their local events and the active callbacks stay, until `outside`
+        # events have run outside any block; `disarmed`: codes with a call
+        # site turned off (they start each block with every site on).
+        self.warm = False
+        self.outside = 0
+        self.disarmed = set()
 
     # -- claiming ---------------------------------------------------------------
     def acquire(self, driver, interrupts=None):
@@ -102,7 +118,11 @@ class _Monitor(object):
             # Users whose session ended without releasing (an interrupt).
             if self.users:
                 self.users = set(d for d in self.users if d.live())
-            if not self.users and self.idle:
+            if not self.users and self.warm:
+                self.warm = False  # the callbacks and the last block's codes are in place
+                if self.disarmed:
+                    self._rearm()  # a site turned off by a late callback
+            elif not self.users and self.idle:
                 if _EVENTS_STAY_ON:
                     register, tool, callbacks = monitoring.register_callback, self.tool, self.callbacks
                     for event in _GLOBAL_EVENT_IDS:
@@ -152,33 +172,95 @@ class _Monitor(object):
                 return
             if self.tool == _TOOL_IDS[-1]:
                 self._uninstall()  # the profiler's id: give it back to cProfile
-                return
-            # No session: the tool id is kept, and on 3.13+ its global
-            # events, served by the idle callbacks; no local event is left
-            # on any code.  Turning the global events off and on again
-            # would re-instrument every code that runs afterwards, twice
-            # per block, and spend two of the process's event changes (see
-            # the module's docstring).
-            tool = self.tool
-            try:
-                if not _EVENTS_STAY_ON:
-                    self.events_on = False
-                    monitoring.set_events(tool, 0)
-                set_local_events = monitoring.set_local_events
-                for code in self.codes.values():
+            elif _EVENTS_STAY_ON and len(self.codes) <= _WARM_CODES:
+                self._keep_warm()
+            else:
+                self._idle()
+
+    def _keep_warm(self):
+        """No session, 3.13+: the codes the last block traced keep their
+        local events, and the active callbacks stay, so the next block that
+        traces them sets nothing (setting a code's events costs about 0.1 us
+        per line of it, each way).  Codes with a call site turned off are
+        cleared now: a block starts with every site on.  See :meth:`cool`
+        for code that runs outside blocks meanwhile."""
+        codes = self.codes
+        try:
+            self._rearm()
+            # Held weakly from now on: nothing of a finished block's is kept
+            # alive; a code that dies takes its events, and its id, along.
+            for key, code in list(codes.items()):
+                if type(code) is not _WeakRef:
+                    codes[key] = _WeakRef(code, _partial(self._forget, key))
+        except BaseException:
+            self._uninstall()
+            raise
+        self.outside = 0
+        self.warm = True
+
+    def _rearm(self):
+        """Clear the events of the codes with a call site turned off: the
+        next block sets them afresh, every site on (lock held)."""
+        disarmed = self.disarmed
+        while disarmed:  # (another thread's callback may add one meanwhile)
+            key = disarmed.pop()
+            code = _code_of(self.codes.pop(key, None))
+            self.enabled.pop(key, None)
+            self.call_sites.pop(key, None)
+            if code is not None:
+                monitoring.set_local_events(self.tool, code, 0)
+
+    def _forget(self, key, ref):
+        # At a warm code's deallocation, before its id can be reused; no lock
+        # (it may run anywhere), each pop is whole.
+        if self.codes.get(key) is ref:
+            self.codes.pop(key, None)
+            self.enabled.pop(key, None)
+            self.call_sites.pop(key, None)
+
+    def cool(self):
+        """Events ran outside any block while warm: after _OUTSIDE_EVENTS of
+        them, go idle (the code running outside blocks is traced code's:
+        let it run without callbacks).  From inside a callback, any thread."""
+        self.outside += 1  # (unlocked: a count, off by one at worst)
+        if self.outside < _OUTSIDE_EVENTS:
+            return
+        with self.lock:
+            if self.warm and not self.users:
+                self.warm = False
+                self._idle()
+
+    def _idle(self):
+        """No session: the tool id is kept, and on 3.13+ its global events,
+        served by the idle callbacks; no local event is left on any code.
+
+        Turning the global events off and on again would re-instrument
+        every code that runs afterwards, twice per block, and spend two of
+        the process's event changes (see the module's docstring).
+        """
+        tool = self.tool
+        try:
+            if not _EVENTS_STAY_ON:
+                self.events_on = False
+                monitoring.set_events(tool, 0)
+            set_local_events = monitoring.set_local_events
+            for code in list(self.codes.values()):
+                code = _code_of(code)
+                if code is not None:
                     set_local_events(tool, code, 0)
-                if _EVENTS_STAY_ON:
-                    register, callbacks = monitoring.register_callback, self.idle_callbacks
-                    for event in _GLOBAL_EVENT_IDS:
-                        register(tool, event, callbacks[event])
-                self.idle = True
-            except BaseException:
-                self._uninstall()
-                raise
-            finally:
-                self.enabled.clear()
-                self.codes.clear()
-                self.call_sites.clear()
+            if _EVENTS_STAY_ON:
+                register, callbacks = monitoring.register_callback, self.idle_callbacks
+                for event in _GLOBAL_EVENT_IDS:
+                    register(tool, event, callbacks[event])
+            self.idle = True
+        except BaseException:
+            self._uninstall()
+            raise
+        finally:
+            self.enabled.clear()
+            self.codes.clear()
+            self.call_sites.clear()
+            self.disarmed.clear()
 
     def _install(self):
         global _MACHINERY_FILES
@@ -205,7 +287,7 @@ class _Monitor(object):
                     pass  # at exit: nothing to report to
 
     def _uninstall(self):
-        self.idle = self.events_on = False
+        self.idle = self.events_on = self.warm = False
         tool, self.tool = self.tool, None
         if tool is None:
             return
@@ -214,14 +296,17 @@ class _Monitor(object):
                 monitoring.set_events(tool, 0)
             except OverflowError:
                 pass  # no event change left (see the module's docstring): freed with its events
-            for code in self.codes.values():
-                monitoring.set_local_events(tool, code, 0)
+            for code in list(self.codes.values()):
+                code = _code_of(code)
+                if code is not None:
+                    monitoring.set_local_events(tool, code, 0)
             for event in _EVENT_IDS:
                 monitoring.register_callback(tool, event, None)
         finally:
             self.enabled.clear()
             self.codes.clear()
             self.call_sites.clear()
+            self.disarmed.clear()
             self.sticky.clear()
             self.idle_known.clear()
             self.new_idle = False
@@ -314,7 +399,18 @@ _GLOBAL_EVENT_NAMES = ("PY_START", "PY_RESUME", "PY_THROW", "PY_UNWIND")
 _EVENT_IDS = tuple(getattr(monitoring.events, name) for name in _EVENT_NAMES) if monitoring is not None else ()
 _GLOBAL_EVENT_IDS = tuple(getattr(monitoring.events, name) for name in _GLOBAL_EVENT_NAMES) if monitoring is not None else ()
 _EVENTS_STAY_ON = sys.version_info >= (3, 13)
+# Between blocks (3.13+): at most this many codes stay warm, and this many
+# events outside any block make the tool idle (see _Monitor.cool).
+_WARM_CODES = 256
+_OUTSIDE_EVENTS = 64
 _known_facts = _bytecode.cached_facts
+_WeakRef = weakref.ref
+
+
+def _code_of(held):
+    """A code as _Monitor.codes holds it (itself, or weakly once warm), or None."""
+    return held() if type(held) is _WeakRef else held
+
 
 
 def _machinery_files():
@@ -409,6 +505,8 @@ def _callbacks(monitor):
     sticky = monitor.sticky
     call_sites = monitor.call_sites
     disable_outside = monitor.disable_outside
+    cool = monitor.cool
+    disarmed = monitor.disarmed
     active = _engine._active
     hot = _engine._hot
     OWN, MUTED = _engine.OWN, _engine.MUTED
@@ -432,6 +530,8 @@ def _callbacks(monitor):
     def begin(code, frame, may_disable):
         trace = active.trace
         if trace is None or trace.done:
+            if monitor.warm:
+                cool()
             caller = frame.f_back
             if caller is not None and caller.f_code is bootstrap and code.co_name == "run":
                 # A thread's run(): never disabled, since a later thread may be adopted.
@@ -532,11 +632,15 @@ def _callbacks(monitor):
         # always fires is turned off instead, until the block ends (the
         # next block's events start afresh) or a restart: its next calls
         # cost nothing.
+        if monitor.warm:  # a warm code outside any block (see _Monitor.cool)
+            cool()
+            return None
         if type(callable_) is function_type:  # the common case, no call made
             key = id(callable_.__code__)
             if key in disabled:
                 restart_for((key,))
             elif key in sticky and offset in call_sites.get(id(code), ()):
+                disarmed.add(id(code))
                 return disable
             return None
         try:
@@ -555,6 +659,7 @@ def _callbacks(monitor):
             # 3.13+: nothing to do for a C callable (code it calls back is
             # not restarted, see the module's docstring).
             if offset in call_sites.get(id(code), ()) and all(id(c) in sticky for c in codes):
+                disarmed.add(id(code))
                 return disable
         except Exception as e:
             _note(e)
@@ -586,6 +691,8 @@ def _callbacks(monitor):
                 return
         trace = active.trace
         if trace is None or trace.done:
+            if monitor.warm:
+                cool()
             return
         try:
             if trace.is_thread:
@@ -606,8 +713,8 @@ def _callbacks(monitor):
                     with trace.lock:
                         if not trace.done:
                             mp_line(lineno)
-                else:
-                    mp_line(lineno)
+                elif not mp_line(lineno) and monitor.warm:
+                    cool()  # no trace on this thread: a warm code outside blocks
             except OverflowError:  # a line number C cannot hold
                 pass
 
@@ -615,7 +722,8 @@ def _callbacks(monitor):
 
         def on_line(code, lineno):
             try:
-                mp_line(lineno)
+                if not mp_line(lineno) and monitor.warm:
+                    cool()  # no trace on this thread: a warm code outside blocks
             except OverflowError:  # a line number C cannot hold
                 pass
 

@@ -17,21 +17,27 @@ HAVE_ASYNCIO_RUN = sys.version_info >= (3, 7)
 PY2 = sys.version_info[0] == 2
 
 
-def assert_no_monitoring_left(*codes):
-    """No tool id but an idle mempulse one, kept for the next block (3.13+:
-    its global events stay on, served by idle callbacks), no code has a
-    local event, ``codes`` included."""
+def assert_no_monitoring_left(*functions):
+    """No tool id but a mempulse one, kept for the next block (3.13+: its
+    global events stay on).  3.13+: the last block's codes may stay warm
+    (their local events kept for the next block) until code runs outside
+    blocks; ``functions`` (traced by the last block, called with 0) are run
+    outside any block until the tool is idle: then no code has a local
+    event and none is held."""
     from mempulse import _sysmon
 
     m = sys.monitoring
     assert m.get_tool(2) is None  # the profiler's: given back at once
+    for _ in range(_sysmon._OUTSIDE_EVENTS):
+        for function in functions:
+            function(0)
     for tool in (3, 4):
         assert m.get_tool(tool) in (None, "mempulse")
         if m.get_tool(tool) is not None:
             assert m.get_events(tool) == (_sysmon._GLOBAL_EVENTS if _sysmon._EVENTS_STAY_ON else 0)
             assert _sysmon._monitor.idle and not _sysmon._monitor.codes
-            for code in codes:
-                assert m.get_local_events(tool, code) == 0
+            for function in functions:
+                assert m.get_local_events(tool, function.__code__) == 0
 
 
 def lines_of(result, function):
@@ -547,9 +553,12 @@ assert mempulse._tracer.current_tracer() is None
 assert sys.gettrace() is None
 if hasattr(sys, "monitoring"):
     # Between blocks mempulse may keep its tool id, with its global events
-    # only (served by idle callbacks), no local event left on any code.
+    # only; the last block's codes stay warm until code runs outside blocks
+    # (leaf, here), then no local event is left on any code.
     from mempulse import _sysmon
     m = sys.monitoring
+    for _ in range(_sysmon._OUTSIDE_EVENTS):
+        leaf(0)
     assert m.get_tool(2) is None
     assert all(m.get_tool(t) in (None, "mempulse") and m.get_events(t) in (0, _sysmon._GLOBAL_EVENTS if _sysmon._EVENTS_STAY_ON else 0) for t in (3, 4))
     assert not _sysmon._monitor.codes
@@ -832,7 +841,7 @@ def test_cprofile_inside_a_block():
     stats = pstats.Stats(profiler)
     assert any(key[2] == "helper_line" for key in stats.stats)
     assert results[0]
-    assert_no_monitoring_left(helper_line.__code__)
+    assert_no_monitoring_left(helper_line)
 
 
 @pytest.mark.skipif(not hasattr(sys, "monitoring"), reason="sys.monitoring only")
@@ -852,7 +861,7 @@ def test_nothing_is_kept_after_exit():
     del callback, tracer
     gc.collect()
     assert ref() is None
-    assert_no_monitoring_left()
+    assert_no_monitoring_left(helper_line)
 
 
 class Touchy(object):
@@ -1051,6 +1060,117 @@ def block(results, depth=2):
     with mempulse.cMemoryUsageTracer(results.append, depth):
         handler(1)
 """
+
+
+# ---- 3.13+: the last block's codes stay warm between blocks ----------------
+WARM = pytest.mark.skipif(sys.version_info < (3, 13), reason="3.13+ keeps codes warm between blocks")
+
+
+def warm_leaf(x):
+    y = x * 2  # warm 1
+    return y + 1  # warm 2
+
+
+def local_events(function):
+    from mempulse import _sysmon
+
+    tool = _sysmon._monitor.tool
+    return 0 if tool is None else sys.monitoring.get_local_events(tool, function.__code__)
+
+
+@WARM
+def test_codes_stay_warm_until_they_run_outside_blocks(tracer_class, monkeypatch):
+    """A leaf traced by a block keeps its local events for the next block
+    (which then sets none: setting them re-instruments the code each way),
+    and goes back to none once it runs outside blocks; every block records
+    its lines."""
+    use_driver(monkeypatch, "sysmon")
+    from mempulse import _sysmon
+
+    lines = [line_of("warm 1"), line_of("warm 2")]
+    results = []
+    for _ in range(3):
+        with tracer_class(results.append, 1):
+            warm_leaf(1)
+        assert _sysmon._monitor.warm and not _sysmon._monitor.idle
+        assert local_events(warm_leaf) & sys.monitoring.events.LINE
+    for _ in range(_sysmon._OUTSIDE_EVENTS):
+        warm_leaf(0)
+    assert _sysmon._monitor.idle and not _sysmon._monitor.warm
+    assert local_events(warm_leaf) == 0 and not _sysmon._monitor.codes
+    with tracer_class(results.append, 1):
+        warm_leaf(2)
+    for result in results:
+        assert lines_of(result, "warm_leaf") == lines, result
+        assert record_at(result, lines[0]).hits == 1
+    assert_no_monitoring_left(warm_leaf)
+
+
+def _warm_leaf_source():
+    return "def made(x):\n    y = x * 3  # made 1\n    return y  # made 2\n"
+
+
+@WARM
+def test_a_warm_code_that_dies_is_forgotten(tracer_class, monkeypatch):
+    """Codes made and dropped between blocks (exec'd per block, ids reused):
+    each block records its own code's lines, and no dead code's events or
+    id stay behind."""
+    use_driver(monkeypatch, "sysmon")
+    from mempulse import _sysmon
+    import gc
+
+    results = []
+    for round_ in range(50):
+        namespace = {}
+        exec(compile(_warm_leaf_source(), "<made %d>" % (round_ % 3), "exec"), namespace)
+        with tracer_class(results.append, 1):
+            namespace["made"](round_)
+        key = id(namespace["made"].__code__)
+        assert key in _sysmon._monitor.codes
+        del namespace
+        gc.collect()
+        assert key not in _sysmon._monitor.codes and key not in _sysmon._monitor.enabled
+    for round_, result in enumerate(results):
+        made = sorted(r.lineno for r in result if r.function == "made")
+        assert made == [2, 3], (round_, result)
+        assert all(r.filename == "<made %d>" % (round_ % 3) for r in result if r.function == "made")
+
+
+@WARM
+def test_warm_code_run_by_other_threads_between_blocks(tracer_class, monkeypatch):
+    """Two threads run a warm leaf outside any block while this thread runs
+    200 blocks that trace it: no error in any thread, every block has the
+    leaf's lines, and the tool ends idle once the blocks stop."""
+    use_driver(monkeypatch, "sysmon")
+    from mempulse import _sysmon
+
+    errors = []
+    stop = threading.Event()
+
+    def spin():
+        try:
+            while not stop.is_set():
+                warm_leaf(0)
+        except BaseException as e:  # pragma: no cover - the failure shown
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=spin) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    results = []
+    try:
+        for i in range(200):
+            with tracer_class(results.append, 1):
+                warm_leaf(i)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert not errors
+    lines = [line_of("warm 1"), line_of("warm 2")]
+    for result in results:
+        assert lines_of(result, "warm_leaf") == lines, result
+    assert_no_monitoring_left(warm_leaf)
 
 
 @pytest.mark.skipif(sys.version_info < (3, 13), reason="3.12 has no limit (and turns events off between blocks)")

@@ -1186,9 +1186,11 @@ static void test_tracer_binding(void)
         if (w != NULL) {
             CHECK_EQ(mp_begin(w, 3), MP_OK);
             mp_bound_line(1);
+            CHECK_EQ(mp_bound_line(2), 1);   /* bound and running: taken */
             CHECK_EQ(mp_finish(w), MP_OK);
+            CHECK_EQ(mp_bound_line(3), 0);   /* bound, finished: ignored */
             mp_tracer_free(w);
-            mp_bound_line(2);     /* nothing bound now: ignored */
+            CHECK_EQ(mp_bound_line(4), 0);   /* nothing bound now: ignored */
             mp_bound_return();
         }
     }
