@@ -413,9 +413,6 @@ class ThreadTrace(object):
     and around every bind (:func:`_bind`).
     """
 
-    # The core's bound-thread events (set when the first trace is made).
-    _mp_call = _mp_return = None
-
     def __init__(self, session, root, record_root, thread=False):
         self.session = session
         self.depth = session.depth
@@ -425,8 +422,8 @@ class ThreadTrace(object):
         self.lock = _allocate_lock()
         self.outer = None  # the trace this one stepped in front of, if any
         lib = _core.lib
-        if ThreadTrace._mp_call is None:
-            ThreadTrace._mp_call, ThreadTrace._mp_return = lib.mp_bound_call, lib.mp_bound_return
+        if _mp_call is None:
+            _bind_events(lib)
         c = lib.mp_tracer_make(session.meter.c, PERIOD_NS)
         if not c:
             self.c = None
@@ -485,7 +482,7 @@ class ThreadTrace(object):
             return False
         # Bound before any free: the C tracer lives on while bound.
         if self.root_kind == TRACED:
-            self._mp_call(self.root_code)
+            _mp_call(self.root_code)
         _active.trace = self
         return True
 
@@ -536,7 +533,7 @@ class ThreadTrace(object):
         self.frames.append(frame)
         self.levels.append(level + 1)
         self.kinds.append(TRACED)
-        self._mp_call(code_id)
+        _mp_call(code_id)
         if code is THREAD_START:
             self.session.note_thread_start(frame)
         return TRACED
@@ -565,7 +562,7 @@ class ThreadTrace(object):
         frames.append(frame)
         self.levels.append(level + 1)
         self.kinds.append(TRACED)
-        self._mp_call(code_id)
+        _mp_call(code_id)
         return TRACED
 
     def _code_id_of(self, frame):
@@ -582,7 +579,7 @@ class ThreadTrace(object):
         self.frames.append(frame)
         self.levels.append(self.depth)
         self.kinds.append(MUTED)
-        self._mp_call(-1)
+        _mp_call(-1)
 
     def leave(self, frame):
         """``frame`` returns, yields or is left by an exception.
@@ -598,7 +595,7 @@ class ThreadTrace(object):
         frames.pop()  # _pop(), inlined: once per followed call
         self.levels.pop()
         if self.kinds.pop() != OWN:
-            self._mp_return()
+            _mp_return()
         if self.is_thread and len(frames) == 2:
             # The thread's run() returned (the driver holds the lock).
             self._finish()
@@ -610,7 +607,7 @@ class ThreadTrace(object):
         self.frames.pop()
         self.levels.pop()
         if self.kinds.pop() != OWN:
-            self._mp_return()
+            _mp_return()
 
     def _unwind_above(self, frame):
         frames = self.frames
@@ -627,7 +624,7 @@ class ThreadTrace(object):
         self.levels.append(0)
         self.kinds.append(self.root_kind)
         if self.root_kind == TRACED:
-            self._mp_call(self.root_code)
+            _mp_call(self.root_code)
         return self.root_kind
 
     # -- ending ----------------------------------------------------------------
@@ -678,6 +675,16 @@ class ThreadTrace(object):
         del self.frames[1:], self.levels[1:], self.kinds[1:]
         self.root = None
         self.outer = None
+
+
+# The core's bound-thread events, module globals for the hot paths (the
+# core is loaded when the first trace is made: _bind_events).
+_mp_call = _mp_return = None
+
+
+def _bind_events(lib):
+    global _mp_call, _mp_return
+    _mp_call, _mp_return = lib.mp_bound_call, lib.mp_bound_return
 
 
 # A set's add and discard are atomic (the GIL, or the set's own lock on

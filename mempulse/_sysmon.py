@@ -514,6 +514,7 @@ def _callbacks(monitor):
     thread_start = _engine.THREAD_START
     lib = _core.lib
     mp_line = lib.mp_bound_line
+    mp_return = lib.mp_bound_return
     locked = _core.MODE == "abi"  # cffi releases the GIL around ABI-mode calls
 
     def follow(trace, code, frame, kind):
@@ -685,7 +686,7 @@ def _callbacks(monitor):
                     frames.pop()
                     trace.levels.pop()
                     if trace.kinds.pop() != OWN:
-                        trace._mp_return()
+                        mp_return()
                 except Exception as e:
                     _note(e)
                 return
