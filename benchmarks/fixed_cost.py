@@ -97,9 +97,32 @@ def _block_factory(tool, results):
     raise KeyError(tool)
 
 
+REFERENCE_ITERATIONS = 20000
+
+
+def _reference_loop(n):
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+
+
+def reference_us(clock):
+    """The median of 5 timings of a plain Python loop, in this process: this
+    shared machine's speed moves by up to twice between processes, and the
+    table shows it beside the blocks (it changes no figure)."""
+    times = []
+    for _ in range(5):
+        start = clock()
+        _reference_loop(REFERENCE_ITERATIONS)
+        times.append(clock() - start)
+    return median(times) * 1e6
+
+
 def measure(tool, workload, options, clock):
     """Runs in the child: time options.n blocks, one by one."""
     results = []
+    reference = reference_us(clock)
     block = _block_factory(tool, results)
     block(0)  # warm-up: first imports, first /proc opens, caches
     del results[:]
@@ -113,7 +136,8 @@ def measure(tool, workload, options, clock):
         spent += took
         if spent > options.budget:
             break
-    out = {"seconds": spent, "blocks": len(times), "block_median": median(times), "block_max": max(times)}
+    out = {"seconds": spent, "blocks": len(times), "block_median": median(times), "block_max": max(times),
+           "reference_us": reference}
     metadata = [getattr(r, "metadata", None) for r in results]
     metadata = [m for m in metadata if m]
     if metadata:
@@ -206,6 +230,8 @@ def markdown(group, data, notes):
     add("")
     add(_anchor_age_text(group, cells))
     add("")
+    add(_reference_text(runs))
+    add("")
     c_small = cells.get(("fixed", "cMemoryUsageTracer"), {}).get("us")
     c_big = cells.get(("fixed-2G", "cMemoryUsageTracer"), {}).get("us")
     targets = []
@@ -244,6 +270,17 @@ def _anchor_age_text(group, cells):
         return ("`result.metadata` has no USS anchor age (its keys: %s)."
                 % ", ".join("`%s`" % k for k in keys))
     return "No mempulse result carried metadata."
+
+
+def _reference_text(runs):
+    """The machine's speed during the cMemoryUsageTracer runs (see reference_us)."""
+    mine = [r for r in runs if r["tool"] == "cMemoryUsageTracer" and r.get("reference_us")]
+    if not mine:
+        return "No reference loop was timed."
+    refs = [r["reference_us"] for r in mine]
+    return ("Machine speed: in the same processes as the `cMemoryUsageTracer` blocks, a plain Python loop of "
+            "%s iterations took %s µs (median; %s to %s over runs): the blocks' figures move with it."
+            % ("{:,}".format(REFERENCE_ITERATIONS), _fmt_us(median(refs)), _fmt_us(min(refs)), _fmt_us(max(refs))))
 
 
 def _rss(runs, workload):

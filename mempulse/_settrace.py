@@ -19,9 +19,13 @@ from mempulse import _core, _engine
 TRACED = _engine.TRACED
 
 
+_threading_gettrace = getattr(threading, "gettrace", None)  # Python 3.10+
+
+
 def _thread_hook_now():
-    getter = getattr(threading, "gettrace", None)  # Python 3.10+
-    return getter() if getter is not None else getattr(threading, "_trace_hook", None)
+    if _threading_gettrace is not None:
+        return _threading_gettrace()
+    return getattr(threading, "_trace_hook", None)
 
 
 class Driver(object):
@@ -98,8 +102,20 @@ def _functions(trace, guarded):
     ``guarded``: take the trace's lock around each event and stop at the
     end of the session (threads other than the entering one).
     """
-    enter, enter_child, leave = trace.enter, trace.enter_child, trace.leave
     session = trace.session
+    functions = _plain_functions(trace, session)
+    meter = session.meter
+    if meter.name == "psutil" and meter.interrupts is not None:
+        functions = _raising_interrupts(session, meter.interrupts, *functions)
+    if guarded:
+        functions = _guarded(trace, *functions)
+    return functions
+
+
+def _plain_functions(trace, session):
+    # Apart from _raising_interrupts and _guarded, which most blocks need
+    # not: every variable these functions share is a cell made per block.
+    enter, enter_child, leave = trace.enter, trace.enter_child, trace.leave
     mp_line = _core.lib.mp_bound_line
 
     def local(frame, event, arg):
@@ -112,20 +128,6 @@ def _functions(trace, guarded):
             _note(session, e)
         return local
 
-    meter = session.meter
-    interrupts = getattr(meter, "interrupts", None) if meter.name == "psutil" else None
-    if interrupts is not None:
-        plain_local = local
-
-        def local(frame, event, arg):
-            plain_local(frame, event, arg)
-            if interrupts:
-                # What interrupted psutil inside the reading (Ctrl-C, a
-                # signal handler's exception) belongs to the traced code.
-                session.interrupted = True  # it ends this thread's trace: no warning
-                raise _engine.fresh(interrupts.pop(0))
-            return local
-
     def local_own(frame, event, arg):
         if event == "return":
             try:
@@ -135,11 +137,9 @@ def _functions(trace, guarded):
         return local_own
 
     frames = trace.frames  # mutated in place while the trace runs
-    quiet_lines = _HAVE_TRACE_LINES
     # With a filter, recorded code below filtered frames may be traced (enter() walks up).
     filtered = session.code_names.code_filter is not None
     code_ids = session.code_ids
-    thread_start = _engine.THREAD_START
 
     def global_(frame, event, arg):
         if trace.done:
@@ -147,7 +147,7 @@ def _functions(trace, guarded):
         parent = frame.f_back
         if (
             parent is not frames[-1]
-            and frame.f_code is not thread_start
+            and frame.f_code is not _THREAD_START
             and frame is not trace.root
             and parent not in frames
             and frame not in frames
@@ -163,15 +163,36 @@ def _functions(trace, guarded):
             return None
         if kind == TRACED:
             return local
-        if quiet_lines:
+        if _HAVE_TRACE_LINES:
             # Transparent code (mempulse's, or filtered out) only needs its
             # return: no call per line.
             frame.f_trace_lines = False
         return local_own
 
-    if not guarded:
-        return global_, local, local_own
+    return global_, local, local_own
 
+
+def _raising_interrupts(session, interrupts, global_, plain_local, local_own):
+    """The functions, whose local one raises what interrupted a psutil reading."""
+
+    def local(frame, event, arg):
+        plain_local(frame, event, arg)
+        if interrupts:
+            # What interrupted psutil inside the reading (Ctrl-C, a
+            # signal handler's exception) belongs to the traced code.
+            session.interrupted = True  # it ends this thread's trace: no warning
+            raise _engine.fresh(interrupts.pop(0))
+        return local
+
+    def chosen_global(frame, event, arg):
+        chosen = global_(frame, event, arg)
+        return local if chosen is plain_local else chosen
+
+    return chosen_global, local, local_own
+
+
+def _guarded(trace, global_, local, local_own):
+    """The functions, each under the trace's lock and detaching at its end."""
     lock_of = trace  # its lock is replaced in a forked child
 
     def detach():
@@ -206,6 +227,7 @@ def _functions(trace, guarded):
 
 
 _HAVE_TRACE_LINES = hasattr(sys._getframe(), "f_trace_lines")  # 3.7+
+_THREAD_START = _engine.THREAD_START
 
 # CPython 3.11 calls a "call" event's trace function through a pointer it
 # read before creating the frame object.  A garbage collection there runs
@@ -259,16 +281,17 @@ _hook_state = {"users": 0, "previous": None}
 
 
 def _thread_hook_users(delta):
+    state = _hook_state
     with _hook_lock:
-        users = _hook_state["users"]
-        if delta > 0 and users == 0:
-            _hook_state["previous"] = _thread_hook_now()
+        users = state["users"]
+        if users == 0 and delta > 0:
+            state["previous"] = _thread_hook_now()
             threading.settrace(_thread_hook)
-        elif delta < 0 and users == 1:
+        elif users == 1 and delta < 0:
             if _thread_hook_now() is _thread_hook:
-                threading.settrace(_hook_state["previous"])
-            _hook_state["previous"] = None
-        _hook_state["users"] = max(0, users + delta)
+                threading.settrace(state["previous"])
+            state["previous"] = None
+        state["users"] = users + delta if users + delta > 0 else 0
 
 
 def _thread_hook(frame, event, arg):
