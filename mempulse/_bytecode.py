@@ -8,11 +8,6 @@ import weakref
 
 _facts = {}  # id(code) -> (weak reference to code, self loops, global call sites)
 
-#: ``cached_facts(id(code))``: the cache entry (a weak reference to the
-#: code, then what facts() returns), or None; the entry is the code's when
-#: its reference gives the code back.  For callers that cannot afford a call.
-cached_facts = _facts.get
-
 
 def facts(code):
     """(self_loops(code), global_call_sites(code)), read once per code object."""

@@ -431,12 +431,7 @@ class ThreadTrace(object):
         self.c = c
         root_code = OWN_CODE
         if record_root:
-            code = root.f_code
-            root_code = session.code_ids.get(id(code))
-            if root_code is None:
-                root_code = session.code_id(code, root)
-            if root_code < OWN_CODE:
-                root_code = OWN_CODE  # filtered: transparent
+            root_code = max(self._code_id_of(root), OWN_CODE)  # filtered: transparent
         self.root_code = root_code
         self.root_kind = root_kind = OWN if root_code == OWN_CODE else TRACED
         self.frames = [_BOTTOM, root]

@@ -124,9 +124,7 @@ class _Monitor(object):
                     self._rearm()  # a site turned off by a late callback
             elif not self.users and self.idle:
                 if _EVENTS_STAY_ON:
-                    register, tool, callbacks = monitoring.register_callback, self.tool, self.callbacks
-                    for event in _GLOBAL_EVENT_IDS:
-                        register(tool, event, callbacks[event])
+                    self._register(self.callbacks, _GLOBAL_EVENT_IDS)
                 self.idle = False  # else events stay off until enable(..., start=True)
             elif not self.users:
                 if self.tool is not None:
@@ -180,8 +178,9 @@ class _Monitor(object):
     def _keep_warm(self):
         """No session, 3.13+: the codes the last block traced keep their
         local events, and the active callbacks stay, so the next block that
-        traces them sets nothing (setting a code's events costs about 0.1 us
-        per line of it, each way).  Codes with a call site turned off are
+        traces them sets nothing (setting a code's events re-instruments it,
+        each way, at a cost that grows with its length).  Codes with a call
+        site turned off are
         cleared now: a block starts with every site on.  See :meth:`cool`
         for code that runs outside blocks meanwhile."""
         codes = self.codes
@@ -249,9 +248,7 @@ class _Monitor(object):
                 if code is not None:
                     set_local_events(tool, code, 0)
             if _EVENTS_STAY_ON:
-                register, callbacks = monitoring.register_callback, self.idle_callbacks
-                for event in _GLOBAL_EVENT_IDS:
-                    register(tool, event, callbacks[event])
+                self._register(self.idle_callbacks, _GLOBAL_EVENT_IDS)
             self.idle = True
         except BaseException:
             self._uninstall()
@@ -341,11 +338,7 @@ class _Monitor(object):
             key = id(code)
             old = self.enabled.get(key, 0)
             if events & _LINE and not old & _LINE or events & _CALL and key not in self.call_sites:
-                known = _known_facts(key)  # _bytecode.facts, its cache read here
-                if known is not None and known[0]() is code:
-                    loops, sites = known[1], known[2]
-                else:
-                    loops, sites = _bytecode.facts(code)
+                loops, sites = _bytecode.facts(code)
                 if events & _LINE:
                     # Traced code is never disabled, between blocks either: a
                     # later block may reach it through frames that have no CALL
@@ -403,14 +396,12 @@ _EVENTS_STAY_ON = sys.version_info >= (3, 13)
 # events outside any block make the tool idle (see _Monitor.cool).
 _WARM_CODES = 256
 _OUTSIDE_EVENTS = 64
-_known_facts = _bytecode.cached_facts
 _WeakRef = weakref.ref
 
 
 def _code_of(held):
     """A code as _Monitor.codes holds it (itself, or weakly once warm), or None."""
     return held() if type(held) is _WeakRef else held
-
 
 
 def _machinery_files():

@@ -46,12 +46,11 @@ _SYSMON, _SETTRACE = _sysmon.Driver.name, _settrace.Driver.name
 
 
 def _driver_wanted():
-    """["sys.monitoring"] on 3.12+, else ["sys.settrace"]; MEMPULSE_DRIVER=settrace forces the latter."""
+    """"sys.monitoring" on 3.12+, else "sys.settrace"; MEMPULSE_DRIVER=settrace forces the latter."""
     if not _driver_setting:
         forced = os.environ.get("MEMPULSE_DRIVER", "") == "settrace"
         _driver_setting.append(_SETTRACE if forced or not _sysmon.available() else _SYSMON)
-    return _driver_setting
-
+    return _driver_setting[0]
 
 
 def check_arguments(callback, trace_depth, include=None, exclude=None):
@@ -165,7 +164,10 @@ class _Tracer(object):
             trace = _engine.ThreadTrace(session, frame, self._record_caller)
             session.main = trace
             trace.outer = outer
-            wanted = outer.session.driver if outer is not None else (_driver_setting or _driver_wanted())[0]
+            if outer is not None:
+                wanted = outer.session.driver
+            else:
+                wanted = _driver_setting[0] if _driver_setting else _driver_wanted()
             if wanted == _SYSMON:
                 driver = _sysmon.Driver(trace)
                 if not driver.claim():
@@ -214,9 +216,7 @@ class _Tracer(object):
         try:
             problem = session.driver_object.uninstall()
             session.driver_object = _NO_DRIVER  # uninstalled: the teardown need not
-            with session.lock:  # session.end(): no thread adopts or records from now on
-                session.ended = True
-                session.children = frozenset()
+            session.end()
             c_tracer = self._merged(session)
             if self._absorb is not None:
                 # Merged into an aggregate in C: no result of its own.
@@ -225,10 +225,9 @@ class _Tracer(object):
                 self._absorb(session, c_tracer)
             else:
                 head, result = _collect.collect(c_tracer, session.names)
-                if head[_collect.STATUS] or session.meter.failed is not None or session.error is not None:
-                    self._check(session, head[_collect.STATUS], head[_collect.ERRNO])
+                self._check(session, head[_collect.STATUS], head[_collect.ERRNO])
                 # The dict is made when first read.
-                result._metadata = _result.Lazy(
+                result.metadata = _result.Lazy(
                     _metadata, session.meter.name, self.trace_depth, session.start_time, time.time(), session.driver, head
                 )
         finally:
@@ -358,7 +357,7 @@ def _abandon(session):
 
 def _metadata(sampler, depth, start_time, end_time, driver, head):
     """A trace's metadata: the run's (see run_metadata), then what the core
-    says (``head``, see _collect.read): USS anchor age, the peak before the
+    says (``head``, see _collect.collect): USS anchor age, the peak before the
     trace, lost events."""
     metadata = _result.run_metadata(
         sampler,

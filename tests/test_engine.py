@@ -1142,8 +1142,6 @@ def test_warm_code_run_by_other_threads_between_blocks(tracer_class, monkeypatch
     200 blocks that trace it: no error in any thread, every block has the
     leaf's lines, and the tool ends idle once the blocks stop."""
     use_driver(monkeypatch, "sysmon")
-    from mempulse import _sysmon
-
     errors = []
     stop = threading.Event()
 
