@@ -31,10 +31,10 @@ def self_loops(code):
 
 
 def global_call_sites(code):
-    """Offsets of the calls in code whose callable is a global name's value
-    (``f(x)``, ``len(x)``): the callee at such a site changes only when the
-    name is rebound.  Found where the arguments are plain loads; other
-    calls are left out (never wrongly in)."""
+    """{offset: global name} of the calls in code whose callable is a global
+    name's value (``f(x)``, ``len(x)``): the callee at such a site changes
+    only when the name is rebound.  Found where the arguments are plain
+    loads; other calls are left out (never wrongly in)."""
     return facts(code)[1]
 
 
@@ -81,12 +81,13 @@ _PLAIN_LOADS = {
 def _find_global_call_sites(code):
     import dis
 
-    sites = set()
+    sites = {}
     pushed = None  # values pushed since a LOAD_GLOBAL of a callable, or None
     for instruction in dis.get_instructions(code):
         name, arg = instruction.opname, instruction.arg
         if name == "LOAD_GLOBAL" and arg is not None and arg & 1:
             pushed = 0  # the global and a NULL: a call's callable follows
+            callee = instruction.argval
             continue
         if pushed is None:
             continue
@@ -102,6 +103,6 @@ def _find_global_call_sites(code):
             pushed += 1
             continue
         if (name == "CALL" and arg == pushed) or (name == "CALL_KW" and arg == pushed - 1):
-            sites.add(instruction.offset)
+            sites[instruction.offset] = callee
         pushed = None  # anything else: not followed further
-    return frozenset(sites)
+    return sites

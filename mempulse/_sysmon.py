@@ -101,11 +101,11 @@ class _Monitor(object):
         self.events_on = False  # the global events are set
         # 3.13+, between blocks (see release): the last block's codes keep
         # their local events and the active callbacks stay, until `outside`
-        # events have run outside any block; `disarmed`: codes with a call
-        # site turned off (they start each block with every site on).
+        # events have run outside any block.  `disarmed`: id(code) ->
+        # {offset: what the call site turned off there called} (see disarm).
         self.warm = False
         self.outside = 0
-        self.disarmed = set()
+        self.disarmed = {}
 
     # -- claiming ---------------------------------------------------------------
     def acquire(self, driver, interrupts=None):
@@ -121,7 +121,7 @@ class _Monitor(object):
             if not self.users and self.warm:
                 self.warm = False  # the callbacks and the last block's codes are in place
                 if self.disarmed:
-                    self._rearm()  # a site turned off by a late callback
+                    self._rearm_rebound()
             elif not self.users and self.idle:
                 if _EVENTS_STAY_ON:
                     self._register(self.callbacks, _GLOBAL_EVENT_IDS)
@@ -179,13 +179,12 @@ class _Monitor(object):
         """No session, 3.13+: the codes the last block traced keep their
         local events, and the active callbacks stay, so the next block that
         traces them sets nothing (setting a code's events re-instruments it,
-        each way, at a cost that grows with its length).  Codes with a call
-        site turned off are
-        cleared now: a block starts with every site on.  See :meth:`cool`
-        for code that runs outside blocks meanwhile."""
+        each way, at a cost that grows with its length).  Their call sites
+        turned off stay off while they still call what they called (see
+        _rearm_rebound).  See :meth:`cool` for code that runs outside blocks
+        meanwhile."""
         codes = self.codes
         try:
-            self._rearm()
             # Held weakly from now on: nothing of a finished block's is kept
             # alive; a code that dies takes its events, and its id, along.
             for key, code in list(codes.items()):
@@ -197,12 +196,30 @@ class _Monitor(object):
         self.outside = 0
         self.warm = True
 
-    def _rearm(self):
-        """Clear the events of the codes with a call site turned off: the
-        next block sets them afresh, every site on (lock held)."""
-        disarmed = self.disarmed
-        while disarmed:  # (another thread's callback may add one meanwhile)
-            key = disarmed.pop()
+    def disarm(self, code, offset, callee, frame):
+        """A call site of a global name, in ``frame`` running ``code``, is
+        turned off (its callee's start is sure to fire): note what it calls,
+        so that a later block knows whether it still does."""
+        try:
+            record = (frame.f_globals, self.call_sites[id(code)][offset], _held(callee),
+                      tuple(_held(c) for c in _callee_codes(callee)))
+        except Exception:  # (not a site found in the bytecode: nothing to check)
+            record = None
+        self.disarmed.setdefault(id(code), {})[offset] = record
+
+    def _rearm_rebound(self):
+        """A block starts with warm codes whose call sites were turned off:
+        the code of a site whose global name was rebound since (or whose
+        callee's code changed) gets its events cleared, so the block sets
+        them afresh, every site on (lock held).  Without this, a function
+        whose start was disabled and that a site now calls would be missed."""
+        for key, sites in list(self.disarmed.items()):
+            for record in list(sites.values()):
+                if not _still_calls(record):
+                    break
+            else:
+                continue
+            self.disarmed.pop(key, None)
             code = _code_of(self.codes.pop(key, None))
             self.enabled.pop(key, None)
             self.call_sites.pop(key, None)
@@ -216,6 +233,7 @@ class _Monitor(object):
             self.codes.pop(key, None)
             self.enabled.pop(key, None)
             self.call_sites.pop(key, None)
+            self.disarmed.pop(key, None)
 
     def cool(self):
         """Events ran outside any block while warm: after _OUTSIDE_EVENTS of
@@ -375,6 +393,7 @@ class _Monitor(object):
         at most."""
         self.sticky.update(keys if _EVENTS_STAY_ON else self.disabled)
         self.disabled.clear()
+        self.disarmed.clear()  # every call site is on again too
         self.restarted = True
         monitoring.restart_events()
 
@@ -402,6 +421,45 @@ _WeakRef = weakref.ref
 def _code_of(held):
     """A code as _Monitor.codes holds it (itself, or weakly once warm), or None."""
     return held() if type(held) is _WeakRef else held
+
+
+def _held(thing):
+    """``thing``, weakly where it can be (nothing of a block's kept alive)."""
+    try:
+        return _WeakRef(thing)
+    except TypeError:  # a builtin function, say
+        return thing
+
+
+def _still_calls(record):
+    """Does a turned-off call site still call what it did: its global name
+    bound to the same callee, whose codes are the same?  (See
+    _Monitor.disarm; False when it cannot tell.)"""
+    if record is None:
+        return False
+    namespace, name, callee, codes = record
+    if type(callee) is _WeakRef:
+        callee = callee()
+    current = namespace.get(name, _UNBOUND)
+    if current is not callee:
+        if current is not _UNBOUND or callee is None:
+            return False
+        builtins_ = namespace.get("__builtins__")  # not a global: a builtin
+        if (builtins_.get(name) if isinstance(builtins_, dict) else getattr(builtins_, name, None)) is not callee:
+            return False
+    if type(callee) is _FunctionType:  # the common case
+        if len(codes) != 1:
+            return False
+        then = codes[0]
+        return callee.__code__ is (then() if type(then) is _WeakRef else then)
+    try:
+        now = _callee_codes(callee)
+    except Exception:  # a metaclass's attribute lookup, say
+        return False
+    return len(now) == len(codes) and all(code is _code_of(then) for code, then in zip(now, codes))
+
+
+_UNBOUND = object()
 
 
 def _machinery_files():
@@ -497,7 +555,7 @@ def _callbacks(monitor):
     call_sites = monitor.call_sites
     disable_outside = monitor.disable_outside
     cool = monitor.cool
-    disarmed = monitor.disarmed
+    disarm = monitor.disarm
     active = _engine._active
     hot = _engine._hot
     OWN, MUTED = _engine.OWN, _engine.MUTED
@@ -632,7 +690,7 @@ def _callbacks(monitor):
             if key in disabled:
                 restart_for((key,))
             elif key in sticky and offset in call_sites.get(id(code), ()):
-                disarmed.add(id(code))
+                disarm(code, offset, callable_, getframe(1))
                 return disable
             return None
         try:
@@ -651,7 +709,7 @@ def _callbacks(monitor):
             # 3.13+: nothing to do for a C callable (code it calls back is
             # not restarted, see the module's docstring).
             if offset in call_sites.get(id(code), ()) and all(id(c) in sticky for c in codes):
-                disarmed.add(id(code))
+                disarm(code, offset, callable_, getframe(1))
                 return disable
         except Exception as e:
             _note(e)

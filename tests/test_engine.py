@@ -1110,6 +1110,81 @@ def _warm_leaf_source():
     return "def made(x):\n    y = x * 3  # made 1\n    return y  # made 2\n"
 
 
+REBOUND_CALLEES = """
+import mempulse
+
+def plain(x):
+    return x + 1
+
+def other(x):
+    kept = bytearray(1 << 20)  # other
+    return len(kept) + x
+
+def replacement(x):
+    kept = bytearray(1 << 20)  # replacement
+    return len(kept) + x
+
+def mylen(x):
+    kept = bytearray(1 << 20)  # mylen
+    return 1
+
+def calls_target(n):
+    total = 0
+    for _ in range(n):
+        total += target(1)  # a global name's function
+    return total
+
+def calls_len(n):
+    total = 0
+    for _ in range(n):
+        total += len("ab")  # a builtin, until a global shadows it
+    return total
+
+def calls_plain(n):
+    total = 0
+    for _ in range(n):
+        total += plain(1)  # plain's __code__ is replaced later
+    return total
+
+def block(results):
+    with mempulse.%(tracer)s(results.append, 2):
+        calls_target(5)
+        calls_len(5)
+        calls_plain(5)
+
+def seen(result):
+    return sorted(set(r.function for r in result if r.function in ("other", "replacement", "mylen")))
+
+target = plain
+results = []
+seen([])  # run once now: between the last two blocks only known code runs
+for _ in range(3):
+    block(results)  # the sites are turned off; the codes stay warm
+other(0); replacement(0); mylen(0)  # started between blocks: disabled, news
+block(results)  # so this block restarts the events once (all on again)
+other(0); replacement(0); mylen(0)  # disabled again, no news: no restart
+target = other  # rebound
+len = mylen  # a builtin shadowed
+plain.__code__ = replacement.__code__  # the same function, another code
+block(results)
+print(seen(results[3]))
+print(seen(results[4]))
+"""
+
+
+@WARM
+def test_a_warm_call_site_notices_its_callee_change(tracer_class):
+    """A warm code keeps a global name's call site turned off across
+    blocks while the name still calls the same function; a name rebound,
+    a builtin shadowed by a global, a function given another code, each to
+    code disabled between blocks: the next block traces it."""
+    status, out, err = run_python(REBOUND_CALLEES % {"tracer": tracer_class.__name__})
+    assert status == 0, err
+    before, after = out.strip().splitlines()
+    assert before == "[]", (out, err)
+    assert after == "['mylen', 'other', 'replacement']", (out, err)
+
+
 @WARM
 def test_a_warm_code_that_dies_is_forgotten(tracer_class, monkeypatch):
     """Codes made and dropped between blocks (exec'd per block, ids reused):
