@@ -19,6 +19,7 @@ one with 2 GiB resident in 4 KiB pages (workloads.make_resident).
 """
 import sys
 
+import workloads
 from groups import Tool, Workload
 from summary import median
 
@@ -100,13 +101,6 @@ def _block_factory(tool, results):
 REFERENCE_ITERATIONS = 20000
 
 
-def _reference_loop(n):
-    total = 0
-    for i in range(n):
-        total += i
-    return total
-
-
 def reference_us(clock):
     """The median of 5 timings of a plain Python loop, in this process: this
     shared machine's speed moves by up to twice between processes, and the
@@ -114,7 +108,7 @@ def reference_us(clock):
     times = []
     for _ in range(5):
         start = clock()
-        _reference_loop(REFERENCE_ITERATIONS)
+        workloads.loop(REFERENCE_ITERATIONS)  # the loop group's workload, shorter
         times.append(clock() - start)
     return median(times) * 1e6
 

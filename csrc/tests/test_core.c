@@ -2126,6 +2126,17 @@ static int64_t head_at(const unsigned char *buf, int i)
     return v;
 }
 
+/* mp_tracer_make on a fresh meter of smp (freed at the end of main), or NULL. */
+static mp_tracer *made_on(const mp_sampler *smp)
+{
+    mp_meter *m = NULL;
+    if (mp_meter_new(smp, &m) != MP_OK || m == NULL)
+        return NULL;
+    if (g_nmeters < 256)
+        g_meters[g_nmeters++] = m;
+    return mp_tracer_make(m, 0);
+}
+
 static void test_result_in_one_copy(void)
 {
     script s;
@@ -2206,13 +2217,7 @@ static void test_result_in_one_copy(void)
     s.kinds_from = 1;
     s.anon = 3000000;
     s.file = 2000000;
-    m = NULL;
-    CHECK_EQ(mp_meter_new(&smp, &m), MP_OK);
-    if (m == NULL)
-        return;
-    if (g_nmeters < 256)
-        g_meters[g_nmeters++] = m;
-    t = mp_tracer_make(m, 0);
+    t = made_on(&smp);
     CHECK(t != NULL);
     if (t == NULL)
         return;
@@ -2237,13 +2242,7 @@ static void test_result_in_one_copy(void)
     script_init(&s, &smp, 5000000, 1000000, 0);
     s.quick_fail_at = 1;
     s.quick_fail_rc = MP_ESAMPLER;
-    m = NULL;
-    CHECK_EQ(mp_meter_new(&smp, &m), MP_OK);
-    if (m == NULL)
-        return;
-    if (g_nmeters < 256)
-        g_meters[g_nmeters++] = m;
-    t = mp_tracer_make(m, 0);
+    t = made_on(&smp);
     CHECK(t != NULL);
     if (t == NULL)
         return;
@@ -2253,13 +2252,7 @@ static void test_result_in_one_copy(void)
     mp_tracer_free(t);
 
     script_init(&s, &smp, 5000000, 1000000, 0);
-    m = NULL;
-    CHECK_EQ(mp_meter_new(&smp, &m), MP_OK);
-    if (m == NULL)
-        return;
-    if (g_nmeters < 256)
-        g_meters[g_nmeters++] = m;
-    t = mp_tracer_make(m, 0);
+    t = made_on(&smp);
     CHECK(t != NULL);
     if (t == NULL)
         return;
