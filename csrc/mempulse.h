@@ -231,13 +231,11 @@ size_t mp_result(const mp_tracer *t, void *out, size_t cap);
  * path passes one argument or none (cffi then builds no argument tuple):
  * each traced thread binds its own tracer.  Events with nothing bound are
  * ignored.  A tracer freed while another thread has it bound lives on
- * until that thread unbinds or exits.  mp_bound_line returns 0 when no
- * running tracer is bound (nothing bound, or one finished): the calling
- * thread traces nothing.
+ * until that thread unbinds or exits.
  */
 void mp_bind(mp_tracer *t);                 /* NULL unbinds */
 void mp_bound_call(int32_t code_id);
-int mp_bound_line(int32_t lineno);
+void mp_bound_line(int32_t lineno);
 void mp_bound_return(void);
 
 /* Report table (report.c).  Byte fields may be MP_NONE. */

@@ -598,13 +598,11 @@ void mp_bound_call(int32_t code_id)
         mp_call(bound, code_id);
 }
 
-int mp_bound_line(int32_t lineno)
+void mp_bound_line(int32_t lineno)
 {
     mp_tracer *t = bound;
-    if (t == NULL || !t->started)
-        return 0;
-    mp_line(t, lineno);
-    return 1;
+    if (t != NULL)
+        mp_line(t, lineno);
 }
 
 void mp_bound_return(void)

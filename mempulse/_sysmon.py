@@ -120,6 +120,7 @@ class _Monitor(object):
                 self.users = set(d for d in self.users if d.live())
             if not self.users and self.warm:
                 self.warm = False  # the callbacks and the last block's codes are in place
+                self._choose_line_callback()
                 if self.disarmed:
                     self._rearm_rebound()
             elif not self.users and self.idle:
@@ -190,11 +191,12 @@ class _Monitor(object):
             for key, code in list(codes.items()):
                 if type(code) is not _WeakRef:
                     codes[key] = _WeakRef(code, _partial(self._forget, key))
+            self.outside = 0
+            self.warm = True
+            self._choose_line_callback()
         except BaseException:
             self._uninstall()
             raise
-        self.outside = 0
-        self.warm = True
 
     def disarm(self, code, offset, callee, frame):
         """A call site of a global name, in ``frame`` running ``code``, is
@@ -245,6 +247,7 @@ class _Monitor(object):
         with self.lock:
             if self.warm and not self.users:
                 self.warm = False
+                self._choose_line_callback()
                 self._idle()
 
     def _idle(self):
@@ -339,8 +342,10 @@ class _Monitor(object):
                     pass
 
     def _choose_line_callback(self):
+        # While warm no thread traces anything: a LINE event is a warm code
+        # running outside blocks (the in-block callback checks nothing).
         if self.tool is not None:
-            key = "psutil LINE" if self.interrupts else monitoring.events.LINE
+            key = "warm LINE" if self.warm else "psutil LINE" if self.interrupts else monitoring.events.LINE
             monitoring.register_callback(self.tool, monitoring.events.LINE, self.callbacks[key])
 
     # -- local events --------------------------------------------------------
@@ -763,8 +768,8 @@ def _callbacks(monitor):
                     with trace.lock:
                         if not trace.done:
                             mp_line(lineno)
-                elif not mp_line(lineno) and monitor.warm:
-                    cool()  # no trace on this thread: a warm code outside blocks
+                else:
+                    mp_line(lineno)
             except OverflowError:  # a line number C cannot hold
                 pass
 
@@ -772,8 +777,7 @@ def _callbacks(monitor):
 
         def on_line(code, lineno):
             try:
-                if not mp_line(lineno) and monitor.warm:
-                    cool()  # no trace on this thread: a warm code outside blocks
+                mp_line(lineno)
             except OverflowError:  # a line number C cannot hold
                 pass
 
@@ -788,9 +792,15 @@ def _callbacks(monitor):
             if interrupts:
                 raise _engine.fresh(interrupts.pop(0))
 
+    def on_line_warm(code, lineno):
+        cool()  # (registered while warm: see _Monitor._choose_line_callback)
+
     def on_jump(code, offset, destination):
         # sys.settrace reports a backward jump to the same line as a new
         # execution of it; LINE does not (a one-line loop).
+        if monitor.warm:
+            cool()  # a warm one-line loop outside blocks
+            return
         loops = self_loops.get(id(code))
         if loops is not None:
             line = loops.get(destination)
@@ -799,6 +809,7 @@ def _callbacks(monitor):
 
     return {
         "psutil LINE": on_line_psutil,
+        "warm LINE": on_line_warm,
         events.JUMP: on_jump,
         events.LINE: on_line,
         events.CALL: on_call,

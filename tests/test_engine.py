@@ -1106,6 +1106,35 @@ def test_codes_stay_warm_until_they_run_outside_blocks(tracer_class, monkeypatch
     assert_no_monitoring_left(warm_leaf)
 
 
+def _block_then_loop(tracer_class, results, n, one_line):
+    with tracer_class(results.append, 1):
+        total = warm_leaf(1)
+    # This function is warm after its block: its lines and loop jumps run
+    # outside any block until the tool goes idle.
+    if one_line:
+        for i in range(n): total += i  # noqa: E701 - a one-line loop: JUMP events, no LINE per iteration
+    else:
+        for i in range(n):
+            total += i
+    return total
+
+
+@WARM
+@pytest.mark.parametrize("one_line", [False, True], ids=["loop", "one-line-loop"])
+def test_a_warm_root_looping_after_its_block_goes_idle(tracer_class, monkeypatch, one_line):
+    """The function that entered the block runs a loop after it (no call,
+    no return: only its lines, or a one-line loop's jumps): after 64 of
+    them the tool is idle and the function has no events left."""
+    use_driver(monkeypatch, "sysmon")
+    from mempulse import _sysmon
+
+    results = []
+    _block_then_loop(tracer_class, results, 1000, one_line)
+    assert _sysmon._monitor.idle and not _sysmon._monitor.warm
+    assert local_events(_block_then_loop) == 0 and local_events(warm_leaf) == 0
+    assert lines_of(results[0], "warm_leaf") == [line_of("warm 1"), line_of("warm 2")]
+
+
 def _warm_leaf_source():
     return "def made(x):\n    y = x * 3  # made 1\n    return y  # made 2\n"
 
