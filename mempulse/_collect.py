@@ -53,7 +53,7 @@ def collect(c_tracer, names, metadata=None):
         for code_id, lineno, uss, swap, peak, hits, inc, top, anon, file_, shmem in _rows(_RECORD, rows, start, end):
             name = names[code_id]
             records.append(new(cls, (name[0], lineno, name[1], uss, swap, peak, hits, inc, top, anon, file_, shmem)))
-    series = _result.Lazy(_points, rows, end, names) if head[POINTS] else None
+    series = _result.Lazy((_points, (rows, end, names))) if head[POINTS] else None
     return head, _result.TraceResult(records, metadata, series)
 
 

@@ -96,19 +96,18 @@ class TraceResult(list):
         return result_to_dict(self)
 
 
-class Lazy(object):
-    """A value made when first read: ``build()`` gives ``function(*args)``.
+class Lazy(tuple):
+    """A value made when first read: ``Lazy((function, args)).build()`` gives
+    ``function(*args)``.
 
     No closure: a result's callback may keep it for long (one per block).
+    A tuple: made without running any Python code (two per block).
     """
 
-    __slots__ = ("function", "args")
-
-    def __init__(self, function, *args):
-        self.function, self.args = function, args
+    __slots__ = ()
 
     def build(self):
-        return self.function(*self.args)
+        return self[0](*self[1])
 
 
 def run_metadata(sampler, depth, start_time, end_time=None, **extra):

@@ -19,13 +19,12 @@ from mempulse import _core, _engine
 TRACED = _engine.TRACED
 
 
-_threading_gettrace = getattr(threading, "gettrace", None)  # Python 3.10+
-
-
-def _thread_hook_now():
-    if _threading_gettrace is not None:
-        return _threading_gettrace()
+def _thread_hook_before_310():
     return getattr(threading, "_trace_hook", None)
+
+
+#: threading's trace hook now (``threading.gettrace`` itself on 3.10+).
+_thread_hook_now = getattr(threading, "gettrace", None) or _thread_hook_before_310
 
 
 class Driver(object):

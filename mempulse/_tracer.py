@@ -228,7 +228,7 @@ class _Tracer(object):
                 self._check(session, head[_collect.STATUS], head[_collect.ERRNO])
                 # The dict is made when first read.
                 result.metadata = _result.Lazy(
-                    _metadata, session.meter.name, self.trace_depth, session.start_time, time.time(), session.driver, head
+                    (_metadata, (session.meter.name, self.trace_depth, session.start_time, time.time(), session.driver, head))
                 )
         finally:
             self._teardown(session)
