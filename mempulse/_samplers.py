@@ -142,10 +142,6 @@ class Meter(object):
         """The process's highest RSS in bytes, our peak resets undone; None if unknown."""
         return _core.from_c(_core.lib.mp_meter_lifetime_peak(self.c))
 
-    def known_peak(self):
-        """The lifetime peak as far as the readings so far tell (no reading); None if unknown."""
-        return _core.from_c(_core.lib.mp_meter_known_peak(self.c))
-
     def peak_per_line(self):
         """True when peaks are per line (the kernel's mark can be reset), else lifetime."""
         return bool(_core.lib.mp_meter_peak_per_line(self.c))
