@@ -64,13 +64,20 @@ def build(outdir):
 # (~20 ns), and the tracer makes one call per line, so the API-mode module
 # keeps the GIL instead.  Only the start and finish readings take long
 # (smaps_rollup: ~4 ms per resident GiB), and other threads wait no longer
-# than they would for any Python code.
+# than they would for any Python code.  cffi also saves and restores errno
+# around every call (for ffi.errno: two calls into its backend, each a
+# thread-local lookup); the core returns the errno its callers need
+# (mp_proc_open's err, mp_error_errno), so the API-mode module skips that.
 API_PREAMBLE = """\
 #include "mempulse.h"
 #undef Py_BEGIN_ALLOW_THREADS
 #undef Py_END_ALLOW_THREADS
 #define Py_BEGIN_ALLOW_THREADS {
 #define Py_END_ALLOW_THREADS }
+#undef _cffi_restore_errno
+#undef _cffi_save_errno
+#define _cffi_restore_errno() ((void)0)
+#define _cffi_save_errno() ((void)0)
 """
 
 

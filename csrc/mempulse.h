@@ -127,9 +127,11 @@ int mp_meter_read(mp_meter *m, int full, mp_usage *out);
 
 /* Linux /proc sampler (sample.c).  dir is normally "/proc/self".  Opens
  * its files (the only I/O: it writes nothing); each reading reopens them in
- * a forked child.  Elsewhere mp_proc_open fails: MP_ESTATM, errno ENOSYS. */
+ * a forked child.  On failure *err (when not NULL) is the errno behind it,
+ * else 0: the API-mode binding does not carry errno across calls.
+ * Elsewhere mp_proc_open fails: MP_ESTATM, errno ENOSYS. */
 typedef struct mp_proc mp_proc;
-int mp_proc_open(const char *dir, mp_proc **out);
+int mp_proc_open(const char *dir, mp_proc **out, int *err);
 void mp_proc_close(mp_proc *p);
 void mp_proc_sampler(mp_proc *p, mp_sampler *out);  /* serial = 1 */
 int mp_proc_quick(void *p, mp_usage *out);

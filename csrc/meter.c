@@ -171,6 +171,7 @@ void mp_meter_attach(mp_meter *m, mp_watch *w)
     }
     w->pending = MP_NONE;
     w->last_rss = MP_NONE;
+    w->last_window = MP_NONE;
     mp_mutex_unlock(&m->watch_lock);
 }
 
@@ -204,7 +205,7 @@ static int take_locked(mp_meter *m, mp_watch *w, int flags, mp_view *out)
     mp_usage u;
     mp_watch *x;
     int64_t now, window, view_window, pid = mp_getpid();
-    int rc, moved;
+    int rc, moved, new_peak;
 
     if (pid != m->pid)
         forget(m);
@@ -226,10 +227,16 @@ static int take_locked(mp_meter *m, mp_watch *w, int flags, mp_view *out)
         view_window = w->pending;
         w->pending = MP_NONE;
         moved = u.rss != w->last_rss;
+        /* The kernel keeps the mark from per-CPU approximations of rss, so
+         * after a reset it can stay some pages above the exact rss until
+         * those counters are folded: the same mark over the same rss is
+         * that leftover, not a new transient peak. */
+        new_peak = moved || view_window != w->last_window;
         w->last_rss = u.rss;
+        w->last_window = view_window;
     } else {
         view_window = window;
-        moved = 0;
+        moved = new_peak = 0;
     }
     mp_mutex_unlock(&m->watch_lock);
     if (m->peak_resets && u.rss != MP_NONE && !(flags & MP_TAKE_NO_RESET)) {
@@ -267,7 +274,7 @@ static int take_locked(mp_meter *m, mp_watch *w, int flags, mp_view *out)
     out->now_ns = now;
     out->anchor_ns = m->anchor_ns;
     out->window = view_window;
-    out->moved = moved || (w != NULL && m->peak_resets && view_window > u.rss);
+    out->moved = moved || (new_peak && m->peak_resets && view_window > u.rss);
     return MP_OK;
 }
 
@@ -310,6 +317,7 @@ static int take_unlocked(mp_meter *m, mp_watch *w, mp_view *out)
         w->pending = MP_NONE;
         out->moved = u.rss != w->last_rss;
         w->last_rss = u.rss;
+        w->last_window = out->window;
     } else {
         out->window = window;
         out->moved = 0;

@@ -15,6 +15,7 @@ typedef struct mp_watch {
     struct mp_watch *prev, *next;
     int64_t pending;    /* highest rss since the owner's last reading */
     int64_t last_rss;   /* rss at the owner's last reading */
+    int64_t last_window;   /* its window at that reading */
     int attached;
 } mp_watch;
 
@@ -29,7 +30,7 @@ typedef struct mp_view {
     int64_t now_ns;     /* time of the quick reading */
     int64_t anchor_ns;  /* time of the full reading behind uss */
     int moved;          /* rss differs from the watch's previous reading, or a
-                           transient peak above it was seen */
+                           new transient peak above it was seen */
 } mp_view;
 
 #define MP_TAKE_FORCE_FULL 1   /* a full reading whatever the budget */

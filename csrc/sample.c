@@ -207,16 +207,20 @@ static int own_fds(mp_proc *p)
     return open_fds(p);
 }
 
-int mp_proc_open(const char *dir, mp_proc **out)
+int mp_proc_open(const char *dir, mp_proc **out, int *err)
 {
     mp_proc *p;
     int status, saved;
 
+    if (err != NULL)
+        *err = 0;
     if (dir == NULL || out == NULL)
         return MP_EINVAL;
     *out = NULL;
     if (strlen(dir) >= sizeof p->dir) {
         errno = ENAMETOOLONG;
+        if (err != NULL)
+            *err = errno;
         return MP_ESTATM;
     }
     p = malloc(sizeof *p);
@@ -232,6 +236,8 @@ int mp_proc_open(const char *dir, mp_proc **out)
         saved = errno;
         free(p);
         errno = saved;
+        if (err != NULL)
+            *err = saved;
         return status;
     }
     (void)mp_run_once(&procs_once, install_procs_hook);  /* refused: see there */
@@ -469,8 +475,10 @@ struct mp_proc {
     int unused;
 };
 
-int mp_proc_open(const char *dir, mp_proc **out)
+int mp_proc_open(const char *dir, mp_proc **out, int *err)
 {
+    if (err != NULL)
+        *err = ENOSYS;
     if (dir == NULL || out == NULL)
         return MP_EINVAL;
     *out = NULL;

@@ -191,10 +191,11 @@ class _ProcMeter(Meter):
 
         Meter.__init__(self)
         out = ffi.new("mp_proc **")
+        err = ffi.new("int *")
         path = proc_dir if isinstance(proc_dir, bytes) else proc_dir.encode("utf-8")
-        status = lib.mp_proc_open(path, out)
+        status = lib.mp_proc_open(path, out, err)
         if status != 0:
-            code = ffi.errno or errno.EIO
+            code = err[0] or errno.EIO
             name = {lib.MP_ESTATM: "statm", lib.MP_EROLLUP: "smaps_rollup"}.get(status)
             if name is None:
                 raise RuntimeError("mempulse: %s" % strerror(status))
