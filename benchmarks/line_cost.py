@@ -1,16 +1,25 @@
-"""Per-line-event cost of the tracers on a tight loop (issue #2's figure).
+"""Per-line-event cost of the tracers on a tight loop, side by side in one process.
 
-    python benchmarks/line_cost.py [--n 2000000] [--rounds 5]
+    python benchmarks/line_cost.py [--n 2000000] [--rounds 15]
 
 Runs ``for i in range(n): s += i`` untraced, under a no-op ``sys.settrace``
-tracer, under ``cMemoryUsageTracer`` and (with psutil) ``MemoryUsageTracer``,
-interleaved round by round, and prints the median ns added per line event
-over the untraced loop of the same round.  Each iteration is two line
-events (the ``for`` line and the body).  Not a test: CI never runs it.
+tracer, under a no-op ``sys.monitoring`` LINE callback (3.12+), under
+``cMemoryUsageTracer`` and (with psutil) ``MemoryUsageTracer``, interleaved
+round by round in this one process, and prints the median ns added per
+line event over the untraced loop of the same round, and mempulse's
+ratio to each no-op floor.  Each iteration is two line events (the
+``for`` line and the body).
+
+Why one process: on a shared machine the speed of a process moves by up
+to 2x for seconds at a time, so the same loop timed in separate processes
+(run.py's loop group) can differ by more than the tracer's cost; rounds
+interleaved in one process see the same phases.  Not a test: CI never
+runs it.
 """
 from __future__ import print_function
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -46,6 +55,31 @@ class NoopTracer(object):
         sys.settrace(None)
 
 
+def noop_line(code, line):
+    return None
+
+
+class NoopMonitoring(object):
+    """The floor for a sys.monitoring design: LINE on the loop's code only."""
+
+    TOOL = 5
+
+    def __init__(self, callback, depth):
+        pass
+
+    def __enter__(self):
+        monitoring = sys.monitoring
+        monitoring.use_tool_id(self.TOOL, "mempulse-bench-noop")
+        monitoring.register_callback(self.TOOL, monitoring.events.LINE, noop_line)
+        monitoring.set_local_events(self.TOOL, loop.__code__, monitoring.events.LINE)
+
+    def __exit__(self, *exc):
+        monitoring = sys.monitoring
+        monitoring.set_local_events(self.TOOL, loop.__code__, 0)
+        monitoring.register_callback(self.TOOL, monitoring.events.LINE, None)
+        monitoring.free_tool_id(self.TOOL)
+
+
 def timed(tracer_class, n):
     start = time.perf_counter() if hasattr(time, "perf_counter") else time.time()
     if tracer_class is None:
@@ -65,10 +99,13 @@ def median(values):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000000, help="loop iterations (default 2,000,000)")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
     args = parser.parse_args()
 
-    tracers = [("no-op settrace", NoopTracer), ("cMemoryUsageTracer", mempulse.cMemoryUsageTracer)]
+    tracers = [("no-op settrace", NoopTracer)]
+    if hasattr(sys, "monitoring"):
+        tracers.append(("no-op sys.monitoring", NoopMonitoring))
+    tracers.append(("cMemoryUsageTracer", mempulse.cMemoryUsageTracer))
     try:
         import psutil  # noqa: F401
 
@@ -85,14 +122,19 @@ def main():
         for name, tracer_class in tracers:
             added[name].append((timed(tracer_class, args.n) - untraced) / events * 1e9)
 
-    print("%s %s, %d line events per run, median of %d interleaved rounds"
-          % (platform.python_implementation(), platform.python_version(), events, args.rounds))
+    print("%s %s, %d line events per run, median of %d interleaved rounds, mempulse driver: %s"
+          % (platform.python_implementation(), platform.python_version(), events, args.rounds,
+             os.environ.get("MEMPULSE_DRIVER", "default")))
     print("| tracer | ns added per line event | overhead |")
     print("| --- | ---: | ---: |")
     print("| (untraced: %.1f ns per event) | - | - |" % (median(base) / events * 1e9))
     for name, _ in tracers:
         ns = median(added[name])
         print("| %s | %.0f | %+.0f%% |" % (name, ns, 100.0 * ns * 1e-9 * events / median(base)))
+    ours = median(added["cMemoryUsageTracer"])
+    for name, _ in tracers:
+        if name.startswith("no-op"):
+            print("cMemoryUsageTracer / %s: %.2fx" % (name, ours / median(added[name])))
 
 
 if __name__ == "__main__":
