@@ -123,8 +123,11 @@ def _plain_functions(trace, session):
                 mp_line(frame.f_lineno)
             elif event == "return":
                 leave(frame)
-        except Exception as e:  # e.g. a line number C cannot hold
-            _note(session, e)
+        except Exception as e:
+            # A line number C cannot hold (3.11 gives None past 2**31 - 1)
+            # goes unrecorded, as under sys.monitoring; anything else is news.
+            if event != "line" or not isinstance(e, (OverflowError, TypeError)):
+                _note(session, e)
         return local
 
     def local_own(frame, event, arg):

@@ -149,7 +149,7 @@ def _totals(groups, anchors):
     """Rows of per-function or per-file totals: ``groups`` is ``[(label, file, [Line])]``."""
     rows = []
     for label, filename, lines in groups:
-        first = min(lines, key=lambda l: l.lineno)
+        first = min(lines, key=lambda line: line.lineno)
         increment = None
         for line in lines:
             increment = _figures.add(increment, line.increment)
@@ -158,10 +158,10 @@ def _totals(groups, anchors):
             "label": label,
             "file": short_name(filename),
             "lines": _figures.cell(len(lines), size=False),
-            "hits": _figures.cell(sum(l.hits for l in lines), size=False),
+            "hits": _figures.cell(sum(line.hits for line in lines), size=False),
             "increment": _figures.cell(increment, signed=True),
-            "max_increment": _figures.cell(_figures.highest_of(l.max_increment for l in lines), signed=True),
-            "peak": _figures.cell(_figures.highest_of(l.peak for l in lines)),
+            "max_increment": _figures.cell(_figures.highest_of(line.max_increment for line in lines), signed=True),
+            "peak": _figures.cell(_figures.highest_of(line.peak for line in lines)),
         })
     return rows
 
@@ -193,10 +193,10 @@ def page_context(result, top=10):
         for number, line in lines.items():
             anchors[(filename, number)] = "L%d-%d" % (index + 1, number)
             all_lines.append(line)
-    scale = max([abs(l.increment or 0) for l in all_lines] + [1])
+    scale = max([abs(line.increment or 0) for line in all_lines] + [1])
 
-    by_increment = sorted(all_lines, key=lambda l: (-(l.increment or 0), l.lineno))
-    by_peak = sorted(all_lines, key=lambda l: (-(l.peak if l.peak is not None else -1), l.lineno))
+    by_increment = sorted(all_lines, key=lambda line: (-(line.increment or 0), line.lineno))
+    by_peak = sorted(all_lines, key=lambda line: (-(line.peak if line.peak is not None else -1), line.lineno))
     functions, function_order = {}, []
     for line in all_lines:
         for function in line.functions:
@@ -219,24 +219,24 @@ def page_context(result, top=10):
             "executed": len(lines),
         })
     lifetime = metadata.get("peak", "lifetime") == "lifetime"
-    marked = [l for l in by_increment[:5] if (l.increment or 0) > 0]
+    marked = [line for line in by_increment[:5] if (line.increment or 0) > 0]
     return {
         "title": _title(metadata),
         "metadata": _metadata_rows(metadata, result, by_file),
         "lifetime_peak": lifetime,
-        "have_max_increment": any(l.max_increment is not None for l in all_lines),
+        "have_max_increment": any(line.max_increment is not None for line in all_lines),
         "top": top,
-        "top_increment": [_cells(l, anchors) for l in by_increment[:top]],
-        "top_peak": [_cells(l, anchors) for l in by_peak[:top]],
+        "top_increment": [_cells(line, anchors) for line in by_increment[:top]],
+        "top_peak": [_cells(line, anchors) for line in by_peak[:top]],
         "functions": _totals([(f, name, functions[(name, f)]) for name, f in function_order], anchors),
         "files_totals": _totals([(short_name(name), name, list(lines.values())) for name, lines in by_file],
                                 anchors),
         "files": files,
         "timeline": timeline_svg(getattr(result, "series", None) or [], [
-            {"filename": l.filename, "lineno": l.lineno, "anchor": anchors[(l.filename, l.lineno)],
-             "label": u"%s:%d" % (short_name(l.filename), l.lineno)} for l in marked
+            {"filename": line.filename, "lineno": line.lineno, "anchor": anchors[(line.filename, line.lineno)],
+             "label": u"%s:%d" % (short_name(line.filename), line.lineno)} for line in marked
         ]),
-        "marked": [_cells(l, anchors) for l in marked],
+        "marked": [_cells(line, anchors) for line in marked],
         "fmt": _figures.human,
     }
 
