@@ -59,8 +59,14 @@ def main():
         out["settrace_events"] = tools.count_line_events(workload.function, call_args)
         out["monitoring_events"] = tools.count_monitoring_events(workload.function, call_args)
     else:
+        tool = tools.BY_NAME[args.tool]
+        if workload.line_heavy and tool.line_events and tool.name != "none":
+            # This process's own untraced time, just before: the machine's
+            # speed moves in phases of seconds, so the untraced run of the
+            # round (another process) can differ by as much as a tracer costs.
+            out["untraced_seconds"] = tools.untraced(workload.function, call_args)[0]
         try:
-            seconds, note = tools.BY_NAME[args.tool].adapter(workload.function, call_args)
+            seconds, note = tool.adapter(workload.function, call_args)
         except tools.NotApplicable as e:
             out["not_applicable"] = str(e)
         else:

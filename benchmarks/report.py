@@ -107,8 +107,8 @@ def _original(data, cells, notes, add):
     if loops:
         first = data["events"].get(str(cfg["n"]))
         add("**Line-heavy loop** `for i in range(n): s += i`, n = {:,} ({:,} line events per run, counted by a "
-            "tracer). Nanoseconds each tool adds per line event over the untraced run of the same round, "
-            "and its overhead on (b):".format(cfg["n"], first or 0))
+            "tracer). Nanoseconds each tool adds per line event over the same loop run untraced in the same "
+            "process just before (the machine's speed moves in phases of seconds), and its overhead on (b):".format(cfg["n"], first or 0))
         add("")
         header = ["tool"] + ["%s, RSS %s" % (w["title"].split(" ")[0], gib(rss.get(w["name"], 0))) for w in loops]
         header.append("overhead on (b)" if any(w["name"] == "loop" for w in loops) else "overhead")

@@ -8,7 +8,11 @@ For the line-heavy workloads, ``ns per line event`` is
 (t_tool - t_untraced * events_tool / events_untraced) / events_tool: a tool
 whose runs were given fewer iterations (to keep a run within the time
 budget) is compared with the untraced time scaled to the same event count,
-and its overhead is extrapolated to the full run.
+and its overhead is extrapolated to the full run.  Where the run also
+timed the same loop untraced in its own process just before
+(``untraced_seconds``, measure.py), that is the baseline instead: this
+machine's speed moves in phases of seconds, which another process's run
+does not share.
 """
 
 
@@ -83,9 +87,14 @@ def _cell(tool, runs, base, workload, data):
     overhead = []
     for r in good:
         b = base[r["round"]]
-        ns = (r["seconds"] - b["seconds"] * r["events"] / float(b["events"])) / r["events"] * 1e9
+        own = r.get("untraced_seconds")
+        if own:
+            ns = (r["seconds"] - own) / r["events"] * 1e9
+            overhead.append(ns * 1e-9 * r["events"] / own)
+        else:
+            ns = (r["seconds"] - b["seconds"] * r["events"] / float(b["events"])) / r["events"] * 1e9
+            overhead.append(ns * 1e-9 * b["events"] / b["seconds"])
         added.append(ns)
-        overhead.append(ns * 1e-9 * b["events"] / b["seconds"])
     cell.ns_per_event = median(added)
     cell.overhead = median(overhead)
     return cell
