@@ -805,7 +805,9 @@ def test_huge_line_numbers_do_not_raise(driver):
             value = far()
     assert value == 1
     assert len(results) == 1
-    assert [r.lineno for r in results[0] if r.function == "far"] == [2 ** 31 - 1]
+    # The next line, 2**31, is past what C holds: 3.11 says None, 3.12+
+    # an int C refuses (both unrecorded), 3.8 and 3.9 wrap it to -2**31.
+    assert 2 ** 31 - 1 in [r.lineno for r in results[0] if r.function == "far"]
 
 
 # ---- coexistence -----------------------------------------------------------------
