@@ -8,7 +8,8 @@ tracer, under a no-op ``sys.monitoring`` LINE callback (3.12+), under
 round by round in this one process, and prints the median ns added per
 line event over the untraced loop of the same round, and mempulse's
 ratio to each no-op floor.  Each iteration is two line events (the
-``for`` line and the body).
+``for`` line and the body).  The tools are run.py's (tools.py): a
+mempulse tracer's time includes formatting its table.
 
 Why one process: on a shared machine the speed of a process moves by up
 to 2x for seconds at a time, so the same loop timed in separate processes
@@ -22,78 +23,15 @@ import argparse
 import os
 import platform
 import sys
-import time
 
-import mempulse
-
-
-def loop(n):
-    s = 0
-    for i in range(n):
-        s += i
-    return s
+import tools
+import workloads
+from summary import median
 
 
-def noop_local(frame, event, arg):
-    return noop_local
-
-
-def noop_global(frame, event, arg):
-    return noop_local
-
-
-class NoopTracer(object):
-    """The floor for a settrace design: same frames traced, no work done."""
-
-    def __init__(self, callback, depth):
-        pass
-
-    def __enter__(self):
-        sys.settrace(noop_global)
-
-    def __exit__(self, *exc):
-        sys.settrace(None)
-
-
-def noop_line(code, line):
-    return None
-
-
-class NoopMonitoring(object):
-    """The floor for a sys.monitoring design: LINE on the loop's code only."""
-
-    TOOL = 5
-
-    def __init__(self, callback, depth):
-        pass
-
-    def __enter__(self):
-        monitoring = sys.monitoring
-        monitoring.use_tool_id(self.TOOL, "mempulse-bench-noop")
-        monitoring.register_callback(self.TOOL, monitoring.events.LINE, noop_line)
-        monitoring.set_local_events(self.TOOL, loop.__code__, monitoring.events.LINE)
-
-    def __exit__(self, *exc):
-        monitoring = sys.monitoring
-        monitoring.set_local_events(self.TOOL, loop.__code__, 0)
-        monitoring.register_callback(self.TOOL, monitoring.events.LINE, None)
-        monitoring.free_tool_id(self.TOOL)
-
-
-def timed(tracer_class, n):
-    start = time.perf_counter() if hasattr(time, "perf_counter") else time.time()
-    if tracer_class is None:
-        loop(n)
-    else:
-        with tracer_class(lambda result: None, 1):
-            loop(n)
-    end = time.perf_counter() if hasattr(time, "perf_counter") else time.time()
-    return end - start
-
-
-def median(values):
-    values = sorted(values)
-    return values[len(values) // 2]
+def timed(tool_name, n):
+    """Seconds of one ``workloads.loop(n)`` under the tool (tools.py adapters)."""
+    return tools.BY_NAME[tool_name].adapter(workloads.loop, (n,))[0]
 
 
 def main():
@@ -102,14 +40,14 @@ def main():
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
     args = parser.parse_args()
 
-    tracers = [("no-op settrace", NoopTracer)]
+    tracers = [("no-op settrace", "noop-settrace")]
     if hasattr(sys, "monitoring"):
-        tracers.append(("no-op sys.monitoring", NoopMonitoring))
-    tracers.append(("cMemoryUsageTracer", mempulse.cMemoryUsageTracer))
+        tracers.append(("no-op sys.monitoring", "noop-monitoring"))
+    tracers.append(("cMemoryUsageTracer", "cMemoryUsageTracer"))
     try:
         import psutil  # noqa: F401
 
-        tracers.append(("MemoryUsageTracer (psutil)", mempulse.MemoryUsageTracer))
+        tracers.append(("MemoryUsageTracer (psutil)", "MemoryUsageTracer"))
     except ImportError:
         print("psutil not installed: MemoryUsageTracer not measured")
 
@@ -117,10 +55,10 @@ def main():
     added = dict((name, []) for name, _ in tracers)
     base = []
     for _ in range(args.rounds):
-        untraced = timed(None, args.n)
+        untraced = timed("none", args.n)
         base.append(untraced)
-        for name, tracer_class in tracers:
-            added[name].append((timed(tracer_class, args.n) - untraced) / events * 1e9)
+        for name, tool_name in tracers:
+            added[name].append((timed(tool_name, args.n) - untraced) / events * 1e9)
 
     print("%s %s, %d line events per run, median of %d interleaved rounds, mempulse driver: %s"
           % (platform.python_implementation(), platform.python_version(), events, args.rounds,
