@@ -231,7 +231,7 @@ static int take_locked(mp_meter *m, mp_watch *w, int flags, mp_view *out)
          * after a reset it can stay some pages above the exact rss until
          * those counters are folded: the same mark over the same rss is
          * that leftover, not a new transient peak. */
-        new_peak = moved || view_window != w->last_window;
+        new_peak = view_window != w->last_window;
         w->last_rss = u.rss;
         w->last_window = view_window;
     } else {

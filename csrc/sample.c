@@ -478,11 +478,13 @@ struct mp_proc {
 int mp_proc_open(const char *dir, mp_proc **out, int *err)
 {
     if (err != NULL)
-        *err = ENOSYS;
+        *err = 0;
     if (dir == NULL || out == NULL)
         return MP_EINVAL;
     *out = NULL;
     errno = ENOSYS;
+    if (err != NULL)
+        *err = errno;
     return MP_ESTATM;
 }
 
